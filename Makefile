@@ -1,0 +1,45 @@
+# Every target creates the virtual environment it needs, from nothing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test server venv clean schema bench bench-quick drills soak
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/heartbeats demo
+
+server: $(STAMP)
+	$(BIN)/heartbeats server
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+schema: $(STAMP)
+	$(BIN)/heartbeats schema > manifest.schema.json
+
+# Benchmarks (bench/run.py, method in docs/performance.md): full run, and a quick one under 5 minutes.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run.py --quick
+
+clean:
+	rm -rf $(VENV) .data
+
+# Crash drills: SIGKILL the worker mid pre-filter / LLM call / tool turn, restart the dev server.
+drills: $(STAMP)
+	$(BIN)/python -m drills
+
+# 1,000 heartbeats for 10 minutes on a dev server: ticks due / run / failures / duplicates.
+soak: $(STAMP)
+	$(BIN)/python -m drills.soak --heartbeats 1000 --minutes 10

@@ -1,0 +1,178 @@
+"""Activity names, inputs, outputs, caps and error types: what the heartbeat workflow calls.
+
+Pure (pydantic only) so the workflow sandbox can import it. Everything here is recorded in
+workflow history: rows and texts are capped, and nothing secret is ever put in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from workflows.contract import Outcome, Trigger
+
+# Activity names (registered by worker.py).
+PREFILTER = "prefilter"
+AGENT_TURN = "agent_turn"
+COMPLETE_TICK = "complete_tick"
+RECORD_RECEIPT = "record_receipt"
+
+# Caps on what enters history from one tick.
+MAX_PREFILTER_ROWS = 50
+MAX_PREFILTER_BYTES = 64 * 1024  # JSON of the rows handed to the agent
+MAX_REPLY_CHARS = 4_000
+MAX_ERROR_CHARS = 2_000
+
+# Stable ApplicationError types. Non-retryable ones are app faults: they count toward the
+# five-failure disable. Infrastructure faults (database down, provider 429/5xx) are retried.
+ERROR_UNKNOWN_SKILL = "UnknownSkill"
+ERROR_TOOL_NOT_ALLOWED = "PrefilterToolNotAllowed"
+ERROR_PREFILTER_FAILED = "PrefilterFailed"
+ERROR_BAD_PARAMS = "InvalidPrefilterParams"
+NON_RETRYABLE_PREFILTER_ERRORS = (ERROR_UNKNOWN_SKILL, ERROR_TOOL_NOT_ALLOWED, ERROR_PREFILTER_FAILED, ERROR_BAD_PARAMS)
+
+ModelTier = Literal["cheap", "standard", "premium"]
+ConversationMode = Literal["dedicated", "isolated", "main"]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TickRef(_Message):
+    """Which tick of which heartbeat: every activity of a tick carries it."""
+
+    heartbeat_id: str  # heartbeat:{tenant}:{app}:{agent}:{slug}
+    tenant: str
+    app: str
+    agent: str
+    slug: str
+    tick_id: str  # unique per heartbeat: "{run_id}/{n}"; receipts are idempotent on it
+    at: datetime  # when the tick was woken (its due time for scheduled ticks)
+    trigger: Trigger
+
+
+class PrefilterRequest(_Message):
+    tick: TickRef
+    skill: str
+    tool: str
+    params: dict[str, Any]
+    invoke_always: bool
+
+
+class PrefilterResult(_Message):
+    rows: list[Any]  # at most MAX_PREFILTER_ROWS rows and MAX_PREFILTER_BYTES of JSON
+    truncated: bool  # more rows matched than were kept
+    # When nothing matched and the heartbeat is not invoke_always, the activity wrote the
+    # tick's `skipped / prefilter_empty` receipt itself: one activity for the common no-op tick.
+    receipt_written: bool
+
+
+class AgentTurnRequest(_Message):
+    tick: TickRef
+    rows: list[Any]
+    truncated: bool
+    prompt: str
+    model_tier: ModelTier
+    conversation_mode: ConversationMode
+
+
+class AgentReply(_Message):
+    text: str  # capped at MAX_REPLY_CHARS
+    provider: str
+    model: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+class CompleteTickRequest(_Message):
+    tick: TickRef
+    reply: AgentReply
+    rows: int
+    conversation_mode: ConversationMode
+    duration_ms: int
+
+
+class TickCompletion(_Message):
+    outcome: Outcome  # suppressed | substantive
+    escalated: bool
+
+
+class ReceiptRequest(_Message):
+    """A receipt for a tick that ended before (or without) the agent: skipped, failed, refused."""
+
+    tick: TickRef
+    outcome: Outcome
+    reason: str | None = None
+    rows: int = 0
+    error: str | None = None
+    duration_ms: int = 0
+
+
+# --- the durable agent turn (issue 4): LLM step ⇄ tool calls, each its own activity ------------
+
+AGENT_STEP = "agent_step"
+TOOL_CALL = "tool_call"
+WAKE_VISION = "wake_vision"
+
+MAX_AGENT_STEPS = 8  # LLM calls per turn; more ends the tick as failed (reason max_steps)
+# Output cap of each LLM call (thinking/reasoning tokens included on models that think);
+# hitting it fails the tick with reason token_cap.
+MAX_TOKENS_PER_CALL = 4096
+MAX_TOOL_RESULT_CHARS = 8_000
+MAX_TURN_MESSAGE_CHARS = 8_000  # any one message of the turn that enters history
+
+ERROR_MAX_STEPS = "max_steps"
+ERROR_TOKEN_CAP = "token_cap"
+
+
+class AgentStepRequest(_Message):
+    """One LLM call of a turn. The activity adds what is not in history: the agent's system
+    prompt and tools (from the installed manifest), the conversation so far (dedicated/main
+    mode), and the tenant's provider and model for the tier."""
+
+    tick: TickRef
+    step: int  # 0-based
+    prompt: str
+    rows: list[Any]
+    truncated: bool
+    model_tier: ModelTier
+    conversation_mode: ConversationMode
+    turn: list[Any]  # providers.contract.ChatMessage of this turn so far (as dicts)
+
+
+class ToolCallRequest(_Message):
+    tick: TickRef
+    call_id: str
+    name: str  # "{skill}__{tool}"
+    arguments: dict[str, Any]
+    # "{workflow_id}/{tick_id}/{step}/{index}": a side-effecting tool given the same key twice
+    # (an activity retry, a replay after a crash) does its effect once.
+    idempotency_key: str
+
+
+class ToolResult(_Message):
+    content: str  # JSON or text, capped at MAX_TOOL_RESULT_CHARS
+    is_error: bool = False
+
+
+class WakeVisionRequest(_Message):
+    tick: TickRef
+    reason: str
+
+
+RECORD_VISION_PLAN = "record_vision_plan"
+VISION_PLAN_MEMORY_KIND = "vision_plan"
+
+
+class VisionPlan(_Message):
+    """A vision pass's output, written to the agent's memory (kind `vision_plan`)."""
+
+    tick: TickRef
+    assess: str
+    plan: str
+    act: str
+    provider: str
+    model: str

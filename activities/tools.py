@@ -1,0 +1,138 @@
+"""One tool call of the agent turn (the TOOL_CALL activity's logic), and which skills an agent may use.
+
+    allowed = await allowed_skills_for(store, tick.tenant, tick.app, tick.agent)
+    result = await run_tool_call(store, skills, request, allowed_skills=allowed, now=datetime.now(UTC))
+
+The model names a tool "{skill}__{tool}". What the model got wrong is its to fix, not a tick failure:
+an unknown or malformed name, a skill the agent's manifest does not list in `tools`, arguments its
+schema refuses, a handler raising an ordinary exception (or the store refusing a value) all come back
+as `ToolResult(is_error=True)` with a message saying what to change, and the turn goes on.
+
+What is wrong with the machinery propagates instead, so Temporal retries the activity: database and
+connection faults (SQLAlchemy DBAPIError, the pool's TimeoutError, OSError) and ApplicationErrors
+(e.g. a provider's 429 inside team.delegate is retryable; its 401 is not, and fails the tick).
+
+Every call runs with a SkillContext scoped to the tick's tenant, app and agent, carrying the request's
+idempotency key: a side-effecting tool retried with the same key does its effect once (see
+skills.builtin). Results are JSON, capped at MAX_TOOL_RESULT_CHARS (a cut result says so).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+
+from temporalio.exceptions import ApplicationError
+
+from activities.contract import MAX_TOOL_RESULT_CHARS, ToolCallRequest, ToolResult
+from activities.prefilter import INFRASTRUCTURE_ERRORS
+from skills.registry import (
+    TOOL_NAME_SEPARATOR,
+    InvalidArgumentsError,
+    SkillContext,
+    SkillError,
+    SkillRegistry,
+    check_arguments,
+    qualified_tool_name,
+)
+from store.errors import StoreError
+from store.store import Store
+
+logger = logging.getLogger(__name__)
+
+MAX_TOOL_ERROR_CHARS = 1_000
+
+
+async def allowed_skills_for(store: Store, tenant: str, app: str, agent: str) -> list[str]:
+    """The skills the agent lists in `tools` in the app's installed manifest; [] when the app is not
+    installed for the tenant or has no such agent (then every tool call is refused)."""
+    installed = await store.get_app(tenant=tenant, app=app)
+    if installed is None or installed.status != "installed" or not isinstance(installed.manifest, dict):
+        return []
+    for spec in installed.manifest.get("agents") or []:
+        if isinstance(spec, dict) and spec.get("id") == agent:
+            return [name for name in spec.get("tools") or [] if isinstance(name, str)]
+    return []
+
+
+async def run_tool_call(
+    store: Store,
+    skills: SkillRegistry,
+    request: ToolCallRequest,
+    *,
+    allowed_skills: list[str],
+    now: datetime,
+) -> ToolResult:
+    """Run the tool the model asked for; an error result (not an exception) for the model's mistakes."""
+    tick = request.tick
+    skill_name, sep, tool_name = request.name.partition(TOOL_NAME_SEPARATOR)
+    if not sep or not skill_name or not tool_name:
+        return _error(
+            f"{request.name!r} is not a tool name: tools are named skill__tool, e.g. records__query."
+            f" Yours: {_offered(skills, allowed_skills)}"
+        )
+    if skill_name not in allowed_skills:
+        return _error(
+            f"tool {request.name!r} is not available to agent {tick.agent!r}: its skills are"
+            f" {', '.join(allowed_skills) or 'none'}. Yours: {_offered(skills, allowed_skills)}"
+        )
+    try:
+        spec = skills.tool(skill_name, tool_name)
+    except SkillError as exc:
+        return _error(f"{exc}. Yours: {_offered(skills, allowed_skills)}")
+    try:
+        args = check_arguments(spec, dict(request.arguments))
+    except InvalidArgumentsError as exc:
+        return _error(f"invalid arguments for {request.name}: {exc}")
+
+    ctx = SkillContext(
+        store=store,
+        tenant=tick.tenant,
+        app=tick.app,
+        agent=tick.agent,
+        now=now,
+        idempotency_key=request.idempotency_key,
+    )
+    try:
+        result = await spec.handler(ctx, args)
+    except (ApplicationError, *INFRASTRUCTURE_ERRORS):
+        raise  # retryable faults of the machinery, or errors that already carry their own type
+    except StoreError as exc:
+        return _error(f"{skill_name}.{tool_name} refused: {exc}")
+    except Exception as exc:
+        logger.info("%s: tool %s.%s failed: %s: %s", tick.heartbeat_id, skill_name, tool_name,
+                    type(exc).__name__, exc)
+        return _error(f"{skill_name}.{tool_name} failed: {type(exc).__name__}: {exc}")
+
+    try:
+        content = json.dumps(result, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return _error(f"{skill_name}.{tool_name} returned a result that is not JSON: {exc}")
+    logger.info("%s: tool %s.%s (%s) ok, %d chars", tick.heartbeat_id, skill_name, tool_name, spec.risk, len(content))
+    return ToolResult(content=cap_result(content))
+
+
+def cap_result(content: str, limit: int = MAX_TOOL_RESULT_CHARS) -> str:
+    """`content` when it fits in `limit` characters; else its start and a note saying it was cut."""
+    if len(content) <= limit:
+        return content
+    note = f"\n[truncated: the result has {len(content)} characters; the first {{kept}} are shown]"
+    kept = limit - len(note.format(kept=limit))
+    return content[:kept] + note.format(kept=kept)
+
+
+def _offered(skills: SkillRegistry, allowed_skills: list[str]) -> str:
+    names = [
+        qualified_tool_name(name, tool)
+        for name in allowed_skills
+        if name in skills
+        for tool in sorted(skills.get(name).tools)
+    ]
+    return ", ".join(names) or "none"
+
+
+def _error(message: str) -> ToolResult:
+    if len(message) > MAX_TOOL_ERROR_CHARS:
+        message = message[: MAX_TOOL_ERROR_CHARS - 1] + "…"
+    return ToolResult(content=f"error: {message}", is_error=True)

@@ -1,0 +1,662 @@
+"""Heartbeat benchmarks: tick capacity and lateness (ours, Temporal Schedules, a 15 s poller), history
+cost, sync throughput, idle memory, SQLite pragmas. `make bench-quick` (< 5 min) / `make bench`.
+
+    .venv/bin/python bench/run.py --quick
+    .venv/bin/python bench/run.py                 # full: larger ramps, 10,000-heartbeat sync
+
+Every phase starts its own dev server (free ports, a temp database, the WAL pragmas of
+temporal-dev.yaml) and runs the product's worker (worker.build_worker: sandboxed runner, default
+cache) in this process. Prints a table; writes bench/results/latest.json. Method: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from temporalio import activity  # noqa: E402
+from temporalio.client import (  # noqa: E402
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+)
+
+from activities.contract import PREFILTER, PrefilterRequest, PrefilterResult  # noqa: E402
+from activities.heartbeat_activities import HeartbeatActivities  # noqa: E402
+from bench_workflows import ScheduledTickWorkflow  # noqa: E402
+from client.local_server import DevServerConfig, running_dev_server_async  # noqa: E402
+from manifest.models import AppManifest, HeartbeatSpec  # noqa: E402
+from schedule.fires import tenant_salt  # noqa: E402
+from skills.registry import default_registry  # noqa: E402
+from store import open_store  # noqa: E402
+from workflows.contract import TASK_QUEUE, HeartbeatConfig, HeartbeatInput, HeartbeatState  # noqa: E402
+from workflows.heartbeat import HeartbeatWorkflow  # noqa: E402
+import worker as product_worker  # noqa: E402
+
+INTERVAL_S = 300  # 5-minute heartbeats: salts spread phases over 300 s
+P99_TARGET_S = 1.0
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# ------------------------------------------------------------------------------------ process facts
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def proc_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def machine_facts() -> dict[str, Any]:
+    mem_kib = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    import temporalio
+
+    temporal_bin = product_worker  # noqa: F841 - keep import used
+    from client.local_server import temporal_binary
+
+    try:
+        cli = subprocess.run([str(temporal_binary()), "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception as exc:  # noqa: BLE001
+        cli = f"unknown ({exc})"
+    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kib / 2**20, 1),
+            "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "temporalio": temporalio.__version__, "temporal_cli": cli,
+            "date": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# ------------------------------------------------------------------------ measuring activity wrapper
+
+
+@dataclass
+class Probe:
+    """Pre-filter starts seen by the worker: heartbeat id -> (due epoch s, start epoch s)."""
+
+    starts: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+class TimedActivities(HeartbeatActivities):
+    """The product's activities; the pre-filter notes its start time before running unchanged."""
+
+    def __init__(self, store, skills, probe: Probe) -> None:
+        super().__init__(store, skills)
+        self.probe = probe
+
+    @activity.defn(name=PREFILTER)
+    async def prefilter(self, request: PrefilterRequest) -> PrefilterResult:
+        started = time.time()
+        self.probe.starts.setdefault(request.tick.heartbeat_id, (request.tick.at.timestamp(), started))
+        return await super().prefilter(request)
+
+
+class Env:
+    """A dev server + the product worker (with the probe) + a store, for one phase."""
+
+    def __init__(self, folder: Path, name: str, *, extra_workflows: bool = False, client_interceptors=()) -> None:
+        self.folder, self.name, self.extra, self.interceptors = folder, name, extra_workflows, list(client_interceptors)
+        self.probe = Probe()
+
+    async def __aenter__(self) -> Env:
+        config = DevServerConfig(port=free_port(), ui_port=free_port(), headless=True, log_level="error",
+                                 db_filename=str(self.folder / f"{self.name}-temporal.db"),
+                                 sqlite_pragmas={"journal_mode": "wal", "synchronous": "normal"})
+        self._server_cm = running_dev_server_async(config, quiet=True)
+        self.server = await self._server_cm.__aenter__()
+        self.client = await Client.connect(self.server.address, namespace=self.server.namespace,
+                                           interceptors=self.interceptors)
+        self.store = await open_store(f"sqlite:///{self.folder / (self.name + '-store.db')}")
+        activities = TimedActivities(self.store, default_registry(), self.probe)
+        if not self.extra:
+            worker = product_worker.build_worker(self.client, activities)
+        else:  # the peers' short workflow on the same worker (same runner, same activities)
+            from temporalio.worker import Worker
+
+            worker = Worker(self.client, task_queue=TASK_QUEUE,
+                            workflows=[*product_worker.WORKFLOWS, ScheduledTickWorkflow],
+                            activities=activities.all(), workflow_runner=product_worker.workflow_runner(),
+                            graceful_shutdown_timeout=timedelta(seconds=2))
+        self.worker = worker
+        self._worker_task = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.5)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.worker.shutdown()
+        self._worker_task.cancel()
+        await self.store.close()
+        await self._server_cm.__aexit__(*exc)
+
+    def usage(self) -> tuple[float, float, float, float]:
+        pid = self.server.pid
+        return proc_cpu_s(pid), proc_rss_mib(pid), proc_cpu_s(os.getpid()), proc_rss_mib(os.getpid())
+
+
+async def bounded(n: int, thunks) -> list:
+    sem = asyncio.Semaphore(n)
+
+    async def one(t):
+        async with sem:
+            return await t()
+
+    return await asyncio.gather(*(one(t) for t in thunks))
+
+
+# ---------------------------------------------------------------------------------- heartbeat specs
+
+
+def spec(slug: str = "tick", record_type: str = "item") -> HeartbeatSpec:
+    return HeartbeatSpec.model_validate({"slug": slug, "skill": "_internal_app_records", "tool": "query",
+                                         "params": {"record_type": record_type}, "interval_minutes": 5,
+                                         "conversation_mode": "isolated"})
+
+
+def tenants_due_in(t0: float, window: float, count: int, prefix: str) -> list[tuple[str, float]]:
+    """`count` tenant ids whose salted 5-minute grid has a due time in [t0, t0+window), with that time."""
+    out, j = [], 0
+    while len(out) < count:
+        tenant = f"{prefix}{j}"
+        j += 1
+        salt = tenant_salt(tenant, 5)
+        due = salt + INTERVAL_S * -(-(t0 - salt) // INTERVAL_S)  # first grid point >= t0
+        if due < t0 + window:
+            out.append((tenant, due))
+    return out
+
+
+def config_for(tenant: str) -> HeartbeatConfig:
+    return HeartbeatConfig(tenant=tenant, app="bench", agent="agent", heartbeat=spec())
+
+
+async def seed_substantive(env: Env, tenants: list[str]) -> None:
+    for tenant in tenants:
+        await env.store.upsert_tenant(tenant=tenant, provider="offline")
+        await env.store.put_record(tenant=tenant, app="bench", record_type="item", record_id="one",
+                                   data={"note": "something to look at"})
+
+
+# --------------------------------------------------------------------------- (1)/(2a)/(2b) tick runs
+
+
+@dataclass
+class Step:
+    variant: str
+    offered: float
+    n: int
+    window: float
+    lateness: list[float]
+    completed: int
+    start_rate: float
+    server_cpu: float
+    server_rss: float
+    worker_cpu: float
+    worker_rss: float
+    substantive: int = 0
+    started_late: bool = False
+
+    @property
+    def p50(self):
+        return pct(self.lateness, 0.5)
+
+    @property
+    def p99(self):
+        return pct(self.lateness, 0.99)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.lateness) and self.completed >= 0.99 * self.n and self.p99 <= P99_TARGET_S
+
+    def to_json(self) -> dict[str, Any]:
+        return {"variant": self.variant, "offered_ticks_per_s": self.offered, "heartbeats": self.n,
+                "window_s": self.window, "due": self.n, "completed": self.completed,
+                "substantive": self.substantive,
+                "p50_lateness_s": _r(self.p50), "p99_lateness_s": _r(self.p99),
+                "max_lateness_s": _r(max(self.lateness) if self.lateness else None),
+                "start_rate_per_s": round(self.start_rate, 1), "server_cpu_cores": round(self.server_cpu, 2),
+                "server_rss_mib": round(self.server_rss), "worker_cpu_cores": round(self.worker_cpu, 2),
+                "worker_rss_mib": round(self.worker_rss), "started_late": self.started_late,
+                "p99_within_target": self.ok}
+
+
+def _r(x):
+    return None if x is None else round(x, 3)
+
+
+SETTLE = {"per_workflow_s": 0.04}  # worker time per new workflow's first task (sandbox set-up), learnt per step
+
+
+async def wait_worker_quiet(deadline: float) -> None:
+    """Until this process (the worker) uses < 0.15 core over 0.5 s, or the deadline."""
+    while time.time() < deadline:
+        c0 = proc_cpu_s(os.getpid())
+        await asyncio.sleep(0.5)
+        if proc_cpu_s(os.getpid()) - c0 < 0.075:
+            return
+
+
+async def tick_step(folder: Path, variant: str, rate: float, window: float, *, start_rate_guess: float,
+                    substantive_share: float = 0.0, history_out: dict | None = None) -> Step:
+    """One load level on a fresh server: N = rate × window heartbeats, each due once in the window."""
+    n = max(1, round(rate * window))
+    async with Env(folder, f"{variant}-{rate:g}-{uuid.uuid4().hex[:4]}", extra_workflows=variant != "ours") as env:
+        # Room for the starts and for the worker's first task of each new workflow (sandbox set-up),
+        # so that the set-up backlog is over before the first due time.
+        lead = 4.0 + (n / start_rate_guess + (n * SETTLE["per_workflow_s"] if variant == "ours" else 0)) * 1.3
+        t0 = float(int(time.time() + lead))
+        chosen = tenants_due_in(t0, window, n, prefix=f"t{variant[:2]}{int(rate)}x")
+        configs = [config_for(t) for t, _ in chosen]
+        subst = {c.tenant for i, c in enumerate(configs) if substantive_share and i % round(1 / substantive_share) == 0}
+        await seed_substantive(env, sorted(subst))
+        before_start = time.monotonic()
+        if variant == "ours":
+            last_due = datetime.fromtimestamp(t0 - 0.001, UTC)
+            thunks = [lambda c=c: env.client.start_workflow(
+                HeartbeatWorkflow.run, HeartbeatInput(config=c, state=HeartbeatState(last_due=last_due)),
+                id=c.workflow_id, task_queue=TASK_QUEUE) for c in configs]
+        elif variant == "schedules":
+            thunks = [lambda c=c: env.client.create_schedule(
+                f"sched:{c.workflow_id}",
+                Schedule(action=ScheduleActionStartWorkflow(ScheduledTickWorkflow.run, args=[c, None],
+                                                            id=f"tick:{c.workflow_id}", task_queue=TASK_QUEUE),
+                         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(
+                             every=timedelta(seconds=INTERVAL_S),
+                             offset=timedelta(seconds=tenant_salt(c.tenant, 5)))]))) for c in configs]
+        else:
+            thunks = []
+        await bounded(32, thunks)
+        start_seconds = max(time.monotonic() - before_start, 1e-3)
+        start_rate = len(thunks) / start_seconds if thunks else 0.0
+        if variant == "ours":
+            await wait_worker_quiet(t0)
+            SETTLE["per_workflow_s"] = max(0.005, (time.monotonic() - before_start - start_seconds) / n)
+        started_late = time.time() > t0
+        if started_late:
+            print(f"    warning: setup ended {time.time() - t0:.1f}s after the first due time", file=sys.stderr)
+        poller = None
+        if variant == "poller":
+            poller = asyncio.create_task(poll_loop(env, folder, chosen, configs, t0 + window + 20))
+        await asyncio.sleep(max(0.0, t0 - time.time()))
+        c0 = env.usage()
+        w0 = time.monotonic()
+        grace = 20.0 if variant == "poller" else 5.0
+        await asyncio.sleep(window + grace)
+        c1 = env.usage()
+        elapsed = time.monotonic() - w0
+        if poller:
+            poller.cancel()
+        ids = {c.workflow_id for c in configs}
+        seen = {k: v for k, v in env.probe.starts.items() if k in ids}
+        lateness = [start - due for due, start in seen.values()]
+        if history_out is not None and variant == "ours":
+            history_out.update(await history_cost(env, configs, subst))
+        step = Step(variant, rate, n, window, lateness, len(seen), start_rate,
+                    (c1[0] - c0[0]) / elapsed, c1[1], (c1[2] - c0[2]) / elapsed, c1[3], len(subst), started_late)
+        if variant == "schedules":  # stop them before the server goes (no load on the next phase anyway)
+            pass
+        return step
+
+
+async def poll_loop(env: Env, folder: Path, chosen: list[tuple[str, float]], configs: list[HeartbeatConfig],
+                    until: float) -> None:
+    """seeds/004's TenantScheduler: a due-rows table, polled every 15 s; each due row starts a short workflow."""
+    db = sqlite3.connect(folder / f"poller-{uuid.uuid4().hex[:4]}.db")
+    db.execute("CREATE TABLE due (id TEXT PRIMARY KEY, idx INTEGER, next_due REAL)")
+    db.execute("CREATE INDEX due_next ON due (next_due)")
+    db.executemany("INSERT INTO due VALUES (?, ?, ?)", [(c.workflow_id, i, d) for i, ((_, d), c) in
+                                                        enumerate(zip(chosen, configs))])
+    db.commit()
+    while time.time() < until:
+        now = time.time()
+        rows = db.execute("SELECT id, idx, next_due FROM due WHERE next_due <= ?", (now,)).fetchall()
+        await bounded(32, [lambda i=i, d=d: env.client.start_workflow(
+            ScheduledTickWorkflow.run, args=[configs[i], datetime.fromtimestamp(d, UTC)],
+            id=f"poll:{configs[i].workflow_id}:{int(d)}", task_queue=TASK_QUEUE) for _, i, d in rows])
+        db.executemany("UPDATE due SET next_due = next_due + ? WHERE id = ?", [(INTERVAL_S, r[0]) for r in rows])
+        db.commit()
+        await asyncio.sleep(max(0.0, 15.0 - (time.time() - now)))
+    db.close()
+
+
+async def ramp(folder: Path, variant: str, rates: list[float], window: float, substantive_share: float,
+               history_out: dict | None = None) -> list[Step]:
+    steps, guess = [], 60.0
+    for rate in rates:
+        print(f"  {variant}: {rate:g} ticks/s offered over {window:g}s ...", flush=True)
+        step = await tick_step(folder, variant, rate, window, start_rate_guess=guess,
+                               substantive_share=substantive_share,
+                               history_out=history_out if not steps else None)
+        if step.start_rate:
+            guess = max(10.0, step.start_rate)
+        steps.append(step)
+        print(f"    p50 {_fmt(step.p50)} p99 {_fmt(step.p99)} completed {step.completed}/{step.n} "
+              f"server {step.server_cpu:.2f} cores, worker {step.worker_cpu:.2f} cores", flush=True)
+        if not step.ok:
+            break
+    return steps
+
+
+def _fmt(x):
+    return "-" if x is None else f"{x:.3f}s"
+
+
+def capacity(steps: list[Step]) -> tuple[float | None, bool]:
+    """Highest offered rate with p99 ≤ 1 s and ≥ 99% completed; and whether the ramp found the limit."""
+    ok = [s.offered for s in steps if s.ok]
+    return (max(ok) if ok else None), any(not s.ok for s in steps)
+
+
+# ------------------------------------------------------------------------------------ (3) history
+
+
+async def history_cost(env: Env, configs: list[HeartbeatConfig], subst: set[str]) -> dict[str, Any]:
+    from temporalio.api.enums.v1 import EventType
+
+    out: dict[str, Any] = {}
+    for kind, cfg in (("noop", next(c for c in configs if c.tenant not in subst)),
+                      ("substantive", next((c for c in configs if c.tenant in subst), None))):
+        if cfg is None:
+            continue
+        history = await env.client.get_workflow_handle(cfg.workflow_id).fetch_history()
+        events = list(history.events)
+        timers = [i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+        if len(timers) < 2:
+            out[f"{kind}_error"] = f"{len(timers)} timers in history"
+            continue
+        a, b = timers[0], timers[1]  # one tick: from the first timer to the next one
+        out[f"events_per_{kind}_tick"] = b - a
+        out[f"bytes_per_{kind}_tick"] = sum(e.ByteSize() for e in events[a + 1 : b + 1])
+        out[f"{kind}_tick_event_types"] = [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")
+                                           for e in events[a + 1 : b + 1]]
+        out[f"initial_events_{kind}"] = a + 1
+        out[f"initial_bytes_{kind}"] = sum(e.ByteSize() for e in events[: a + 1])
+    if "events_per_noop_tick" in out:
+        # Continue-as-new after MAX_TICKS_PER_RUN (500) ticks or when the server suggests it (defaults:
+        # 4096 events / 4 MiB... the count suggestion is limit.historyCount.suggestContinueAsNew).
+        from workflows.contract import MAX_TICKS_PER_RUN
+
+        for kind in ("noop", "substantive"):
+            if f"events_per_{kind}_tick" in out:
+                ev, by = out[f"events_per_{kind}_tick"], out[f"bytes_per_{kind}_tick"]
+                ticks = min(MAX_TICKS_PER_RUN, (4096 - out[f"initial_events_{kind}"]) // ev + 1)
+                out[f"can_after_ticks_{kind}"] = ticks
+                out[f"history_at_can_events_{kind}"] = out[f"initial_events_{kind}"] + ticks * ev
+                out[f"history_at_can_kib_{kind}"] = round((out[f"initial_bytes_{kind}"] + ticks * by) / 1024, 1)
+    return out
+
+
+# ----------------------------------------------------------------------------- (4) sync, (5) idle
+
+
+class WriteCounter(Interceptor):
+    """Counts the client's workflow writes (start / signal / signal-with-start / cancel / terminate)."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        counter = self
+
+        class Out(OutboundInterceptor):
+            async def start_workflow(self, input):
+                counter.writes += 1
+                return await super().start_workflow(input)
+
+            async def signal_workflow(self, input):
+                counter.writes += 1
+                return await super().signal_workflow(input)
+
+            async def cancel_workflow(self, input):
+                counter.writes += 1
+                return await super().cancel_workflow(input)
+
+            async def terminate_workflow(self, input):
+                counter.writes += 1
+                return await super().terminate_workflow(input)
+
+        return Out(next)
+
+
+def app_manifest(index: int, per_app: int, time_of_day: str) -> AppManifest:
+    return AppManifest.model_validate({
+        "id": f"app{index}", "name": f"App {index}", "version": "1.0.0",
+        "agents": [{"id": "agent", "name": "Agent", "is_default": True, "system_prompt": "bench",
+                    "heartbeats": [{"slug": f"hb{k}", "skill": "_internal_app_records", "tool": "query",
+                                    "params": {"record_type": f"r{k}"}, "schedule_type": "daily",
+                                    "time_of_day": time_of_day} for k in range(per_app)]}]})
+
+
+async def sync_bench(folder: Path, apps: int, per_app: int) -> dict[str, Any]:
+    from client.sync import apply_plan, plan_install, uninstall_app
+
+    counter = WriteCounter()
+    n = apps * per_app
+    async with Env(folder, f"sync-{n}", client_interceptors=[counter]) as env:
+        await env.store.upsert_tenant(tenant="acme", timezone="UTC")
+        far = (datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M")  # nothing ticks during the bench
+        manifests = [app_manifest(i, per_app, far) for i in range(apps)]
+        gc.collect()
+        await asyncio.sleep(1)
+        rss0 = proc_rss_mib(os.getpid())
+
+        async def install_all() -> float:
+            t = time.monotonic()
+            for m in manifests:
+                installed = await env.store.get_app(tenant="acme", app=m.id)
+                await apply_plan(env.client, env.store,
+                                 plan_install(m, tenant="acme", tenant_timezone="UTC", installed=installed))
+            return time.monotonic() - t
+
+        install_s = await install_all()
+        install_writes = counter.writes
+        # Idle cost: let every workflow run its first task and go to sleep (cached by the worker).
+        await asyncio.sleep(5 + n / 500)
+        gc.collect()
+        rss1 = proc_rss_mib(os.getpid())
+        counter.writes = 0
+        resync_s = await install_all()
+        resync_writes = counter.writes
+        counter.writes = 0
+        t = time.monotonic()
+        for m in manifests:
+            await uninstall_app(env.client, env.store, tenant="acme", app=m.id)
+        uninstall_s = time.monotonic() - t
+        cache = 1000  # temporalio Worker default max_cached_workflows; build_worker keeps the default
+        cached = min(n, cache)
+        return {"heartbeats": n, "apps": apps, "install_s": round(install_s, 2),
+                "install_heartbeats_per_s": round(n / install_s, 1), "install_writes": install_writes,
+                "resync_unchanged_s": round(resync_s, 3), "resync_unchanged_writes": resync_writes,
+                "resync_heartbeats_per_s": round(n / resync_s, 1), "uninstall_s": round(uninstall_s, 2),
+                "uninstall_heartbeats_per_s": round(n / uninstall_s, 1), "uninstall_writes": counter.writes,
+                "worker_rss_before_mib": round(rss0, 1), "worker_rss_after_mib": round(rss1, 1),
+                "max_cached_workflows": cache, "cached_workflows": cached,
+                "idle_kib_per_heartbeat": round((rss1 - rss0) * 1024 / cached, 1)}
+
+
+# ---------------------------------------------------------------------------------- (6) pragmas
+
+
+RECORDED_PRAGMAS = {  # bench/README.md, one run of bench/sqlite_pragmas.py on this kind of machine
+    "source": "bench/README.md (recorded run)",
+    "rows": [
+        {"offered": 10, "pragmas": "default", "p50_ms": 34, "p99_ms": 856, "completed_per_s": 10.0},
+        {"offered": 10, "pragmas": "wal+normal", "p50_ms": 20, "p99_ms": 511, "completed_per_s": 10.0},
+        {"offered": 33, "pragmas": "default", "p50_ms": 1470, "p99_ms": 6237, "completed_per_s": 28.1},
+        {"offered": 33, "pragmas": "wal+normal", "p50_ms": 68, "p99_ms": 663, "completed_per_s": 32.9},
+    ],
+}
+
+
+def pragma_rerun() -> dict[str, Any]:
+    cmd = [sys.executable, str(ROOT / "bench" / "sqlite_pragmas.py"), "--rate", "33", "--spread", "10"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
+    return {"source": "rerun: " + " ".join(cmd[1:]), "table": out.strip().splitlines()[-8:]}
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def ratio(a, b):
+    return None if not a or not b else round(a / b, 2)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small ramps and a 500-heartbeat sync (< 5 min)")
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["ours", "schedules", "poller", "sync", "pragmas"])
+    args = parser.parse_args()
+    quick = args.quick
+    if quick:
+        ours_rates, sched_rates, poll_rate, window = [25, 50, 100], [10, 25], 25, 15.0
+        apps, per_app = 50, 10
+    else:
+        ours_rates, sched_rates, poll_rate, window = [25, 50, 75, 100, 150, 200], [10, 20, 40, 60], 50, 30.0
+        apps, per_app = 1000, 10
+    t_start = time.monotonic()
+    facts = machine_facts()
+    print(f"machine: {facts['cores']} cores ({facts['cpu']}), {facts['memory_gib']} GiB, {facts['kernel']}, "
+          f"python {facts['python']}, temporalio {facts['temporalio']}, {facts['temporal_cli'].splitlines()[0] if facts['temporal_cli'] else ''}",
+          flush=True)
+    result: dict[str, Any] = {"mode": "quick" if quick else "full", "machine": facts}
+    history: dict[str, Any] = {}
+    steps: dict[str, list[Step]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        folder = Path(tmp)
+        if "ours" not in args.skip:
+            print("(1) HeartbeatWorkflow: capacity and lateness, 10% substantive ticks", flush=True)
+            steps["ours"] = await ramp(folder, "ours", ours_rates, window, 0.1, history)
+        if "schedules" not in args.skip:
+            print("(2a) Temporal Schedules, one per heartbeat, no-op ticks", flush=True)
+            steps["schedules"] = await ramp(folder, "schedules", sched_rates, window, 0.0)
+        if "poller" not in args.skip:
+            print("(2b) 15-second poller over a due-rows table, no-op ticks", flush=True)
+            steps["poller"] = [await tick_step(folder, "poller", poll_rate, max(window, 20.0), start_rate_guess=1000)]
+            s = steps["poller"][0]
+            print(f"    p50 {_fmt(s.p50)} p99 {_fmt(s.p99)} completed {s.completed}/{s.n}", flush=True)
+        if "sync" not in args.skip:
+            print(f"(4)(5) sync: install / re-sync / uninstall {apps * per_app} heartbeats; idle memory", flush=True)
+            result["sync"] = await sync_bench(folder, apps, per_app)
+    if "pragmas" not in args.skip:
+        result["sqlite_pragmas"] = RECORDED_PRAGMAS if quick else pragma_rerun()
+
+    ours_cap, ours_limit = capacity(steps.get("ours", []))
+    sched_cap, sched_limit = capacity(steps.get("schedules", []))
+    ours_at_cap = next((s for s in steps.get("ours", []) if s.offered == ours_cap), None)
+    poll = (steps.get("poller") or [None])[0]
+    ours_same_rate = next((s for s in steps.get("ours", []) if poll and s.offered == poll.offered), ours_at_cap)
+    sync = result.get("sync", {})
+    result.update({
+        "capacity_ticks_per_s": ours_cap,
+        "capacity_is_lower_bound": not ours_limit,
+        "p50_lateness_s": _r(ours_at_cap.p50) if ours_at_cap else None,
+        "p99_lateness_s": _r(ours_at_cap.p99) if ours_at_cap else None,
+        "schedules_capacity_ticks_per_s": sched_cap,
+        "schedules_capacity_is_lower_bound": not sched_limit,
+        "poller_p50_lateness_s": _r(poll.p50) if poll else None,
+        "poller_p99_lateness_s": _r(poll.p99) if poll else None,
+        "poller_completed_ticks_per_s": round(poll.completed / poll.window, 1) if poll else None,
+        "capacity_ratio_vs_schedules": ratio(ours_cap, sched_cap),
+        "p50_lateness_ratio_poller_vs_ours": ratio(poll.p50 if poll else None,
+                                                   ours_same_rate.p50 if ours_same_rate else None),
+        "events_per_noop_tick": history.get("events_per_noop_tick"),
+        "bytes_per_noop_tick": history.get("bytes_per_noop_tick"),
+        "events_per_substantive_tick": history.get("events_per_substantive_tick"),
+        "bytes_per_substantive_tick": history.get("bytes_per_substantive_tick"),
+        "install_heartbeats_per_s": sync.get("install_heartbeats_per_s"),
+        "resync_unchanged_s": sync.get("resync_unchanged_s"),
+        "resync_unchanged_writes": sync.get("resync_unchanged_writes"),
+        "uninstall_heartbeats_per_s": sync.get("uninstall_heartbeats_per_s"),
+        "idle_kib_per_heartbeat": sync.get("idle_kib_per_heartbeat"),
+        "history": history,
+        "steps": {k: [s.to_json() for s in v] for k, v in steps.items()},
+        "wall_s": round(time.monotonic() - t_start, 1),
+    })
+
+    rows = [["variant", "offered/s", "N", "done", "p50 s", "p99 s", "max s", "srv cpu", "srv MiB", "wkr cpu", "wkr MiB", "ok"]]
+    for v in steps.values():
+        for s in v:
+            rows.append([s.variant, f"{s.offered:g}", str(s.n), str(s.completed), _fmt(s.p50).rstrip("s"),
+                         _fmt(s.p99).rstrip("s"), _fmt(max(s.lateness) if s.lateness else None).rstrip("s"),
+                         f"{s.server_cpu:.2f}", f"{s.server_rss:.0f}", f"{s.worker_cpu:.2f}", f"{s.worker_rss:.0f}",
+                         "yes" if s.ok else "NO"])
+    print()
+    print(table(rows))
+    print()
+    summary = [["measure", "value", "target"]]
+    for key, target in [("capacity_ticks_per_s", ">= 100"), ("p50_lateness_s", ""), ("p99_lateness_s", "<= 1"),
+                        ("schedules_capacity_ticks_per_s", ""), ("capacity_ratio_vs_schedules", ">= 3"),
+                        ("poller_p50_lateness_s", ""), ("p50_lateness_ratio_poller_vs_ours", ">= 10"),
+                        ("events_per_noop_tick", "<= 6"), ("bytes_per_noop_tick", ""),
+                        ("events_per_substantive_tick", ""), ("bytes_per_substantive_tick", ""),
+                        ("install_heartbeats_per_s", ">= 150"), ("resync_unchanged_s", "<= 5 (10k)"),
+                        ("resync_unchanged_writes", "0"), ("uninstall_heartbeats_per_s", ""),
+                        ("idle_kib_per_heartbeat", "<= 20")]:
+        value = result.get(key)
+        summary.append([key, "-" if value is None else str(value), target])
+    for kind in ("noop", "substantive"):
+        if f"history_at_can_kib_{kind}" in history:
+            summary.append([f"history at continue-as-new ({kind})",
+                            f"{history[f'history_at_can_events_{kind}']} events, "
+                            f"{history[f'history_at_can_kib_{kind}']} KiB after {history[f'can_after_ticks_{kind}']} ticks", ""])
+    print(table(summary))
+    if result["capacity_is_lower_bound"]:
+        print("\nnote: every step of the ramp met p99 <= 1 s: capacity is at least the top rate tried.")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = RESULTS.with_suffix(".json.tmp")
+    tmp_path.write_text(json.dumps(result, indent=2) + "\n")
+    tmp_path.replace(RESULTS)
+    print(f"\nwrote {RESULTS.relative_to(ROOT)} ({result['wall_s']:.0f}s)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

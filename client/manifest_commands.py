@@ -1,0 +1,199 @@
+"""Commands that read manifests without touching Temporal: validate, schema, preview."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from client.errors import UserError
+from manifest.ids import id_problem
+from manifest.loader import ManifestError, load_manifest
+from manifest.models import AppManifest, timezone_problem
+from manifest.schema import manifest_json_schema_text
+from schedule import heartbeat_zone, upcoming_fires
+from workflows.contract import iso_utc
+from schedule.local_time import zone
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+def manifest_paths(paths: tuple[str, ...]) -> list[Path]:
+    """Files named on the command line; a folder stands for the manifests directly inside it."""
+    found: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES))
+        else:
+            found.append(path)
+    return found
+
+
+def summary(manifest: AppManifest) -> str:
+    agents, heartbeats = len(manifest.agents), len(manifest.heartbeats())
+    return (
+        f"app {manifest.id} {manifest.version}: {agents} agent{'s' * (agents != 1)},"
+        f" {heartbeats} heartbeat{'s' * (heartbeats != 1)}"
+    )
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def validate(files: tuple[str, ...]) -> None:
+    """Check manifest files; print every problem as FILE:LINE:COL: FIELD: MESSAGE.
+
+    Exit status 0 when every file is valid, 1 otherwise. A folder stands for the
+    *.yaml / *.yml files in it.
+
+    \b
+    Examples:
+      heartbeats validate manifests/sales.yaml
+      heartbeats validate manifests/
+    """
+    invalid = 0
+    for path in manifest_paths(files):
+        try:
+            manifest = load_manifest(path)
+        except ManifestError as exc:
+            invalid += 1
+            for problem in exc.problems:
+                click.echo(str(problem))
+        else:
+            click.echo(f"{path}: ok, {summary(manifest)}")
+    if invalid:
+        raise SystemExit(1)
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of the manifest (the repo keeps it as manifest.schema.json).
+
+    \b
+    Example:
+      heartbeats schema > manifest.schema.json
+    """
+    click.echo(manifest_json_schema_text(), nl=False)
+
+
+def parse_instant(text: str | None) -> datetime:
+    """An ISO 8601 instant; naive times and plain dates are taken as UTC."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--from: not an ISO 8601 time: {text!r} (example: 2026-03-29T00:00:00Z)") from None
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+
+
+async def _stored_timezone(tenant: str) -> str | None:
+    from store import open_store  # the store is only needed when no --timezone is given
+
+    store = await open_store()
+    try:
+        record = await store.get_tenant(tenant=tenant)
+        return record.timezone if record else None
+    finally:
+        await store.close()
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--tenant", required=True, help="Tenant id: it salts interval grids.")
+@click.option("--timezone", "timezone_name", help="Tenant timezone (default: the stored tenant's, else UTC).")
+@click.option("--from", "from_", metavar="ISO", help="Show fires strictly after this time (default: now).")
+@click.option("--count", default=5, show_default=True, type=click.IntRange(1, 1000), help="Fires per heartbeat.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: [{app, agent, slug, timezone, fires}].")
+def preview(
+    files: tuple[str, ...], tenant: str, timezone_name: str | None, from_: str | None, count: int, as_json: bool
+) -> None:
+    """Show the next fire times of every heartbeat in the manifests, for one tenant.
+
+    Times follow the platform's exact rules: salted interval grids, local wall time in
+    the heartbeat's zone, DST, active hours, business/overnight intervals and cooldown
+    (assuming every fire shown runs).
+
+    \b
+    Examples:
+      heartbeats preview manifests/cmo.yaml --tenant demo
+      heartbeats preview manifests/ --tenant acme --timezone Europe/Berlin \\
+          --from 2026-03-28T00:00:00Z --count 10 --json
+    """
+    reason = id_problem(tenant)
+    if reason:
+        raise UserError(f"--tenant {reason}")
+    if timezone_name is not None and timezone_problem(timezone_name):
+        raise UserError(f"--timezone: {timezone_problem(timezone_name)}")
+    after = parse_instant(from_)
+    manifests = []
+    for path in manifest_paths(files):
+        try:
+            manifests.append(load_manifest(path))
+        except ManifestError as exc:
+            raise UserError(f"{path} is not a valid manifest:\n{exc}") from None
+    tenant_timezone = timezone_name or asyncio.run(_stored_timezone(tenant)) or "UTC"
+
+    rows = []
+    for manifest in manifests:
+        for agent, heartbeat in manifest.heartbeats():
+            fires = upcoming_fires(
+                heartbeat, tenant_id=tenant, after=after, count=count, tenant_timezone=tenant_timezone
+            )
+            rows.append((manifest, agent, heartbeat, heartbeat_zone(heartbeat, tenant_timezone), fires))
+
+    if as_json:
+        click.echo(json.dumps([
+            {"app": m.id, "agent": a.id, "slug": h.slug, "timezone": tz, "fires": [iso_utc(f) for f in fires]}
+            for m, a, h, tz, fires in rows
+        ], indent=2))
+        return
+    table = Table(title=f"Next fires for tenant {tenant} (timezone {tenant_timezone}) after {iso_utc(after)}")
+    for column in ("heartbeat", "schedule", "UTC", "local"):
+        table.add_column(column)
+    for manifest, agent, heartbeat, tz_name, fires in rows:
+        name = f"{manifest.id}/{agent.id}/{heartbeat.slug}"
+        if not fires:
+            table.add_row(name, describe_schedule(heartbeat), "never", "no due time inside its windows")
+        for index, fire in enumerate(fires):
+            local = fire.astimezone(zone(tz_name))
+            table.add_row(
+                name if index == 0 else "",
+                describe_schedule(heartbeat) if index == 0 else "",
+                iso_utc(fire),
+                f"{local:%a %Y-%m-%d %H:%M:%S} {local.tzname()} ({tz_name})",
+            )
+        table.add_section()
+    Console(width=max(Console().width, 120)).print(table)
+
+
+def describe_schedule(heartbeat) -> str:
+    """A short human description of a heartbeat's schedule."""
+    kind = heartbeat.schedule_type
+    if kind == "interval":
+        interval = heartbeat.interval_minutes
+        text = (
+            f"every {interval} min" if isinstance(interval, int)
+            else f"every {interval.business_hours} min in {heartbeat.business_hours.start}-"
+            f"{heartbeat.business_hours.end}, else {interval.overnight} min"
+        )
+    elif kind == "cron":
+        text = f"cron {heartbeat.cron_expression}"
+    elif kind == "daily":
+        text = f"daily {heartbeat.time_of_day}"
+    else:
+        day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[heartbeat.day_of_week]
+        text = f"weekly {day} {heartbeat.time_of_day}"
+    if heartbeat.active_hours:
+        text += f", active {heartbeat.active_hours.start}-{heartbeat.active_hours.end}"
+    if heartbeat.cooldown_seconds:
+        text += f", cooldown {heartbeat.cooldown_seconds}s"
+    return text
+
+
+COMMANDS = [validate, schema, preview]

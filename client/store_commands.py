@@ -1,0 +1,245 @@
+"""CLI commands over the data store: `heartbeats tenant ...` and `heartbeats records ...`.
+
+Each command opens the store (HEARTBEATS_DATABASE_URL, else .data/heartbeats.db; migrated on
+first use), does one thing and closes it. Store errors become one-line `error: ...` messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from client.errors import UserError
+from store.constants import PROVIDERS
+
+if TYPE_CHECKING:
+    from store import Store, Tenant
+
+# The store (SQLAlchemy, alembic) and rich are imported inside the commands that use them:
+# every `heartbeats` invocation imports this module, most never touch the database.
+
+T = TypeVar("T")
+
+
+def run_with_store(action: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store, run `action` on it, close it; library errors become UserError."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from store import StoreError, open_store
+
+    async def main() -> T:
+        store = await open_store()
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        # Unreachable server, unwritable file, ...: say so in one line, without a traceback.
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"database error: {detail}") from None
+
+
+async def require_tenant(store: Store, tenant: str) -> Tenant:
+    """The tenant, or a UserError telling how to create it."""
+    found = await store.get_tenant(tenant=tenant)
+    if found is None:
+        raise UserError(
+            f"unknown tenant {tenant!r}; create it first: heartbeats tenant set {tenant}"
+        )
+    return found
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+# ------------------------------------------------------------------------------- tenant
+
+
+@click.group()
+def tenant() -> None:
+    """Tenants: their time zone and LLM provider/models.
+
+    \b
+    Examples:
+      heartbeats tenant set acme --timezone Europe/Berlin --provider anthropic
+      heartbeats tenant show acme --json
+    """
+
+
+@tenant.command("set")
+@click.argument("tenant_id", metavar="TENANT")
+@click.option("--timezone", help="IANA time zone used for schedules, e.g. Europe/Berlin.")
+@click.option(
+    "--provider",
+    type=click.Choice(sorted(PROVIDERS)),
+    help="LLM provider for this tenant's agents.",
+)
+@click.option("--model-cheap", metavar="MODEL", help="Model for the cheap tier.")
+@click.option("--model-standard", metavar="MODEL", help="Model for the standard tier.")
+@click.option("--model-premium", metavar="MODEL", help="Model for the premium tier.")
+def tenant_set(
+    tenant_id: str,
+    timezone: str | None,
+    provider: str | None,
+    model_cheap: str | None,
+    model_standard: str | None,
+    model_premium: str | None,
+) -> None:
+    """Create TENANT or change its settings; options not given keep their value.
+
+    \b
+    Examples:
+      heartbeats tenant set acme
+      heartbeats tenant set acme --timezone America/New_York
+      heartbeats tenant set acme --provider openai --model-standard gpt-6.2-sol
+    """
+    saved = run_with_store(
+        lambda store: store.upsert_tenant(
+            tenant=tenant_id,
+            timezone=timezone,
+            provider=provider,
+            model_cheap=model_cheap,
+            model_standard=model_standard,
+            model_premium=model_premium,
+        )
+    )
+    click.echo(
+        f"tenant {saved.id} saved (timezone {saved.timezone}, provider {saved.provider or '-'})"
+    )
+
+
+@tenant.command("show")
+@click.argument("tenant_id", metavar="TENANT")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def tenant_show(tenant_id: str, as_json: bool) -> None:
+    """Show TENANT's settings.
+
+    \b
+    Examples:
+      heartbeats tenant show acme
+      heartbeats tenant show acme --json
+    """
+    found = run_with_store(lambda store: require_tenant(store, tenant_id))
+    if as_json:
+        echo_json(found.to_dict())
+        return
+    for name, value in found.to_dict().items():
+        click.echo(f"{name + ':':<16}{'-' if value is None else value}")
+
+
+# ------------------------------------------------------------------------------ records
+
+
+@click.group()
+def records() -> None:
+    """App records: the data apps keep per tenant (the same rows as ctx.kv `TYPE:ID` keys).
+
+    \b
+    Examples:
+      heartbeats records put --tenant acme --app sales --type campaign --data '{"status": "active"}'
+      heartbeats records list --tenant acme --app sales --type campaign --json
+    """
+
+
+@records.command("put")
+@click.option("--tenant", "tenant_id", required=True, metavar="TENANT", help="Tenant id.")
+@click.option("--app", "app_id", required=True, metavar="APP", help="App id.")
+@click.option(
+    "--type", "record_type", required=True, metavar="TYPE", help="Record type, e.g. campaign."
+)
+@click.option("--id", "record_id", metavar="ID", help="Record id (default: a short random hex id).")
+@click.option(
+    "--data", "data_text", required=True, metavar="JSON", help="The record, a JSON object."
+)
+def records_put(
+    tenant_id: str, app_id: str, record_type: str, record_id: str | None, data_text: str
+) -> None:
+    """Create or replace one record (its kv key is TYPE:ID).
+
+    \b
+    Examples:
+      heartbeats records put --tenant acme --app sales --type campaign --id spring \\
+          --data '{"status": "active", "name": "Spring launch"}'
+      heartbeats records put --tenant acme --app sales --type lead --data '{"email": "a@b.c"}'
+    """
+    data = parse_json_object(data_text, "--data")
+    record_id = record_id or secrets.token_hex(4)
+
+    async def put(store: Store) -> None:
+        await require_tenant(store, tenant_id)
+        await store.put_record(
+            tenant=tenant_id, app=app_id, record_type=record_type, record_id=record_id, data=data
+        )
+
+    run_with_store(put)
+    click.echo(f"saved {record_type}:{record_id} (tenant {tenant_id}, app {app_id})")
+
+
+@records.command("list")
+@click.option("--tenant", "tenant_id", required=True, metavar="TENANT", help="Tenant id.")
+@click.option("--app", "app_id", required=True, metavar="APP", help="App id.")
+@click.option("--type", "record_type", metavar="TYPE", help="Only records of this type.")
+@click.option(
+    "--limit", default=100, show_default=True, type=click.IntRange(min=1), help="At most N."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def records_list(
+    tenant_id: str, app_id: str, record_type: str | None, limit: int, as_json: bool
+) -> None:
+    """List an app's records, ordered by key.
+
+    \b
+    Examples:
+      heartbeats records list --tenant acme --app sales
+      heartbeats records list --tenant acme --app sales --type lead --json
+    """
+
+    async def fetch(store: Store) -> list[dict[str, Any]]:
+        await require_tenant(store, tenant_id)
+        return await store.list_records(
+            tenant=tenant_id, app=app_id, record_type=record_type, limit=limit
+        )
+
+    found = run_with_store(fetch)
+    if as_json:
+        echo_json(found)
+        return
+    if not found:
+        click.echo("no records")
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("type", "id", "data", "updated")
+    for record in found:
+        data = json.dumps(record["data"], ensure_ascii=False)
+        # Text(): record content is data, not rich markup ("[red]" must print as typed).
+        cells = (record["record_type"], record["id"], data, record["updated_at"])
+        table.add_row(*(Text(cell) for cell in cells))
+    Console(soft_wrap=False).print(table)
+
+
+def parse_json_object(text: str, option: str) -> dict[str, Any]:
+    """`text` parsed as a JSON object, or a UserError naming `option`."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{option} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UserError(f'{option} must be a JSON object like \'{{"status": "active"}}\'')
+    return value
+
+
+COMMANDS: list[click.Command] = [tenant, records]

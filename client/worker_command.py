@@ -1,0 +1,27 @@
+"""`heartbeats worker`: the same as `python worker.py`."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+def worker() -> None:
+    """Run the worker: every heartbeat workflow and activity, until Ctrl-C or SIGTERM.
+
+    Temporal from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE or Temporal's config profiles
+    (default localhost:7233, namespace default); the database from HEARTBEATS_DATABASE_URL.
+
+    \b
+    Examples:
+      heartbeats worker
+      TEMPORAL_ADDRESS=temporal.internal:7233 TEMPORAL_NAMESPACE=prod heartbeats worker
+    """
+    from worker import serve
+
+    import asyncio
+
+    asyncio.run(serve())
+
+
+COMMANDS = [worker]

@@ -1,0 +1,605 @@
+"""The app manifest: agents and their heartbeats, as pydantic v2 models.
+
+Every rule of the heartbeat field reference (seeds/004) is enforced here, so a manifest that
+validates can be scheduled. Cross-field rules raise `problem(...)` errors that carry the exact
+field they are about (`at`), so the loader can point at the right line of the YAML file.
+
+Pure domain code: no I/O, no Temporal imports. Workflows, activities and the CLI all import it.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import datetime
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from manifest.ids import id_problem
+
+INTERNAL_APP_RECORDS = "_internal_app_records"
+INTERNAL_AGENT_MEMORY = "_internal_agent_memory"
+INTERNAL_SOURCES = (INTERNAL_APP_RECORDS, INTERNAL_AGENT_MEMORY)
+
+MIN_INTERVAL_MINUTES = 5
+MAX_INTERVAL_MINUTES = 43_200  # 30 days
+MAX_PROMPT_CHARS = 8_000
+MAX_SYSTEM_PROMPT_CHARS = 32_000
+USER_TIMEZONE = "user"  # "the tenant's configured timezone"
+SECONDS_PER_DAY = 86_400
+
+ScheduleType = Literal["interval", "daily", "weekly", "cron"]
+ConversationMode = Literal["dedicated", "isolated", "main"]
+ModelTier = Literal["cheap", "standard", "premium"]
+
+_SKILL_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+_TOOL_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_FILTER_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+
+
+def problem(message: str, *at: str | int) -> PydanticCustomError:
+    """A validation error about the field `at` below the model that raises it."""
+    # `at` travels in the error context; the loader appends it to the error's location.
+    return PydanticCustomError("manifest", message, {"at": at})
+
+
+# --- small field types -------------------------------------------------------------------------
+
+
+def _check_identifier(value: str) -> str:
+    reason = id_problem(value)
+    if reason:
+        raise problem(reason)
+    return value
+
+
+Identifier = Annotated[
+    str,
+    AfterValidator(_check_identifier),
+    WithJsonSchema({"type": "string", "pattern": "^[a-z][a-z0-9_-]*$", "maxLength": 63}),
+]
+
+
+def _between(low: int, high: int):
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise problem(f"must be between {low} and {high} (got {value})")
+        return value
+
+    return AfterValidator(check)
+
+
+IntervalMinutes = Annotated[
+    int,
+    _between(MIN_INTERVAL_MINUTES, MAX_INTERVAL_MINUTES),
+    WithJsonSchema(
+        {"type": "integer", "minimum": MIN_INTERVAL_MINUTES, "maximum": MAX_INTERVAL_MINUTES}
+    ),
+]
+
+
+def parse_clock(value: str, *, allow_24: bool = False) -> int:
+    """'HH:MM' (24 h) as seconds after midnight; '24:00' only where `allow_24`."""
+    match = _CLOCK.fullmatch(value)
+    if not match:
+        raise ValueError(f'must be a time "HH:MM" (got {value!r})')
+    hours, minutes = int(match[1]), int(match[2])
+    if (hours, minutes) == (24, 0) and allow_24:
+        return SECONDS_PER_DAY
+    if hours > 23 or minutes > 59:
+        latest = "24:00" if allow_24 else "23:59"
+        raise ValueError(f"must be a time from 00:00 to {latest} (got {value!r})")
+    return hours * 3600 + minutes * 60
+
+
+def _clock_field(allow_24: bool):
+    def check(value: str) -> str:
+        try:
+            seconds = parse_clock(value, allow_24=allow_24)
+        except ValueError as exc:
+            raise problem(str(exc)) from None
+        if seconds == SECONDS_PER_DAY:
+            return "24:00"
+        return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"  # normalise "9:00" -> "09:00"
+
+    pattern = "^([01]?[0-9]|2[0-3]):[0-5][0-9]$" if not allow_24 else (
+        "^(([01]?[0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+    )
+    return Annotated[
+        str, AfterValidator(check), WithJsonSchema({"type": "string", "pattern": pattern})
+    ]
+
+
+ClockTime = _clock_field(allow_24=False)
+ClockTimeOrMidnight = _clock_field(allow_24=True)
+
+
+@lru_cache(maxsize=1)
+def _zone_names_by_lower() -> dict[str, str]:
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
+
+
+def timezone_problem(name: str) -> str | None:
+    """Why `name` is not an IANA zone, or None when it is one."""
+    try:
+        zoneinfo.ZoneInfo(name)
+        return None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    hint = _zone_names_by_lower().get(name.lower())
+    suggestion = f" (did you mean {hint!r}?)" if hint else ""
+    return f"unknown timezone {name!r}: use an IANA name such as 'Europe/Berlin', or 'user'{suggestion}"
+
+
+def _check_timezone(value: str) -> str:
+    if value != USER_TIMEZONE:
+        reason = timezone_problem(value)
+        if reason:
+            raise problem(reason)
+    return value
+
+
+TimezoneName = Annotated[
+    str,
+    AfterValidator(_check_timezone),
+    WithJsonSchema(
+        {"type": "string", "description": "An IANA zone such as Europe/Berlin, or 'user'"}
+    ),
+]
+
+
+class _Model(BaseModel):
+    # Strict: YAML `yes` or "60" never silently becomes a bool or an int.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- windows -----------------------------------------------------------------------------------
+
+
+class Window(_Model):
+    """A daily local-time window [start, end); wraps midnight when end < start."""
+
+    start: ClockTime = Field(description='Local start time "HH:MM", inclusive.')
+    end: ClockTimeOrMidnight = Field(description='Local end time "HH:MM", exclusive; may be "24:00".')
+    timezone: TimezoneName = Field(
+        default=USER_TIMEZONE, description="IANA zone, or 'user' for the tenant's timezone."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_shorthand(cls, data: Any) -> Any:
+        # seeds/000 writes `active_hours: "08:00-18:00"`: same window, in the tenant's zone.
+        if isinstance(data, str):
+            start, sep, end = data.partition("-")
+            if not sep:
+                raise problem(
+                    f'must be "HH:MM-HH:MM" or a mapping with start, end, timezone (got {data!r})'
+                )
+            return {"start": start.strip(), "end": end.strip(), "timezone": USER_TIMEZONE}
+        return data
+
+    @model_validator(mode="after")
+    def _not_zero_width(self) -> Window:
+        # "00:00"-"24:00" is the whole day; only identical start and end are empty.
+        if self.start_seconds == self.end_seconds:
+            raise problem(
+                f"start and end are both {self.start}: a zero-width window never opens", "end"
+            )
+        return self
+
+    @property
+    def start_seconds(self) -> int:
+        return parse_clock(self.start)
+
+    @property
+    def end_seconds(self) -> int:
+        return parse_clock(self.end, allow_24=True)
+
+    def contains(self, second_of_day: int) -> bool:
+        """Whether a local time (seconds after midnight) lies inside the window."""
+        start, end = self.start_seconds, self.end_seconds
+        if start < end:
+            return start <= second_of_day < end
+        return second_of_day >= start or second_of_day < end  # wraps midnight
+
+
+class SplitInterval(_Model):
+    """Business-hours / overnight cadence of seeds/003, e.g. {business_hours: 15, overnight: 120}."""
+
+    business_hours: IntervalMinutes = Field(description="Minutes between ticks inside the window.")
+    overnight: IntervalMinutes = Field(description="Minutes between ticks outside the window.")
+
+
+def _interval_kind(value: Any) -> str:
+    return "split" if isinstance(value, dict | SplitInterval) else "minutes"
+
+
+Interval = Annotated[
+    Annotated[IntervalMinutes, Tag("minutes")] | Annotated[SplitInterval, Tag("split")],
+    Discriminator(_interval_kind),
+]
+# Union tags pydantic puts into error locations; the loader drops them from paths.
+UNION_TAGS = frozenset({"minutes", "split"})
+
+
+# --- heartbeats --------------------------------------------------------------------------------
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why `expression` is not a usable 5-field cron expression, or None."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return f"must have 5 fields (minute hour day month weekday), got {len(fields)}: {expression!r}"
+    try:
+        # Fixed start: validation must not depend on the clock. Catches "0 0 30 2 *" (never).
+        croniter(expression, datetime(2024, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:  # before its base class: a valid expression with no date
+        return f"{expression!r} never matches a calendar date"
+    except (CroniterBadCronError, ValueError, KeyError) as exc:
+        return f"is not a valid cron expression {expression!r}: {exc}"
+    return None
+
+
+def cron_times_of_day(expression: str) -> list[int]:
+    """Every local time of day (seconds) at which a valid cron expression can fire."""
+    minutes, hours = croniter.expand(expression)[0][:2]
+    minutes = range(60) if minutes == ["*"] else minutes
+    hours = range(24) if hours == ["*"] else hours
+    return sorted(hour * 3600 + minute * 60 for hour in hours for minute in minutes)
+
+
+def cron_for_calendar(time_of_day: str, day_of_week: int | None) -> str:
+    """The cron expression of a daily (day_of_week None) or weekly schedule."""
+    seconds = parse_clock(time_of_day)
+    # Our weekdays are 0 = Monday .. 6 = Sunday; cron's are 0 = Sunday .. 6 = Saturday.
+    weekday = "*" if day_of_week is None else str((day_of_week + 1) % 7)
+    return f"{seconds % 3600 // 60} {seconds // 3600} * * {weekday}"
+
+
+class HeartbeatSpec(_Model):
+    """One recurring routine of an agent (the field reference of seeds/004)."""
+
+    slug: Identifier = Field(description="Unique per agent; lowercase, letter-first.")
+    skill: str = Field(
+        description="Pre-filter source: a LOW-risk skill, or _internal_app_records / _internal_agent_memory."
+    )
+    tool: str = Field(description='The skill\'s tool; "query" for the internal sources.')
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form parameters passed to the pre-filter."
+    )
+    schedule_type: ScheduleType = Field(default="interval")
+    interval_minutes: Interval | None = Field(
+        default=None,
+        validate_default=True,
+        description="Required for interval: 5..43200, or {business_hours: N, overnight: N}.",
+    )
+    business_hours: Window | None = Field(
+        default=None,
+        validate_default=True,
+        description="The business window of a split interval_minutes.",
+    )
+    cron_expression: str | None = Field(
+        default=None, validate_default=True, description="Required for cron: 5 fields, local time."
+    )
+    time_of_day: ClockTime | None = Field(
+        default=None, validate_default=True, description='Required for daily / weekly: "HH:MM".'
+    )
+    day_of_week: int | None = Field(
+        default=None,
+        validate_default=True,
+        description="Required for weekly: 0 = Monday .. 6 = Sunday.",
+    )
+    active_hours: Window | None = Field(
+        default=None, description="Skip due times outside this local window."
+    )
+    invoke_always: bool = Field(
+        default=False, description="Wake the agent every tick, even when the pre-filter is empty."
+    )
+    cooldown_seconds: int = Field(default=0, description="Minimum spacing between runs.")
+    conversation_mode: ConversationMode = Field(default="dedicated")
+    model_tier: ModelTier = Field(default="cheap")
+    prompt: str = Field(default="", description="Per-tick instruction, at most 8000 characters.")
+
+    # seeds/000 shorthand -> canonical fields
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "cron" in data:
+            if "cron_expression" in data:
+                raise problem("give either cron or cron_expression, not both", "cron")
+            declared = data.get("schedule_type", "cron")
+            if declared != "cron":
+                raise problem(f"cron: means schedule_type cron, but schedule_type is {declared!r}", "cron")
+            data["cron_expression"] = data.pop("cron")
+            data["schedule_type"] = "cron"
+        if "cooldown_minutes" in data:
+            if "cooldown_seconds" in data:
+                raise problem("give either cooldown_minutes or cooldown_seconds, not both", "cooldown_minutes")
+            minutes = data.pop("cooldown_minutes")
+            if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
+                raise problem(f"must be a whole number of minutes >= 0 (got {minutes!r})", "cooldown_minutes")
+            data["cooldown_seconds"] = minutes * 60
+        return data
+
+    @field_validator("skill")
+    @classmethod
+    def _check_skill(cls, skill: str) -> str:
+        if skill.startswith("_internal"):
+            if skill not in INTERNAL_SOURCES:
+                raise problem(f"unknown internal source {skill!r}; use one of {', '.join(INTERNAL_SOURCES)}")
+        elif not _SKILL_NAME.fullmatch(skill):
+            raise problem(f"must be a skill name like 'x_api' (lowercase, letter-first) (got {skill!r})")
+        return skill
+
+    @field_validator("tool")
+    @classmethod
+    def _check_tool(cls, tool: str, info: ValidationInfo) -> str:
+        skill = info.data.get("skill")
+        if skill in INTERNAL_SOURCES and tool != "query":
+            raise problem(f'must be "query" for the internal source {skill} (got {tool!r})')
+        if not _TOOL_NAME.fullmatch(tool):
+            raise problem(f"must be a tool name like 'search_mentions' (got {tool!r})")
+        return tool
+
+    @field_validator("params")
+    @classmethod
+    def _check_internal_params(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        skill = info.data.get("skill")
+        if skill == INTERNAL_APP_RECORDS:
+            record_type = params.get("record_type")
+            if record_type is None:
+                raise problem(f"record_type is required for {INTERNAL_APP_RECORDS}", "record_type")
+            if not isinstance(record_type, str) or not record_type:
+                raise problem(f"must be a record type name (got {record_type!r})", "record_type")
+            for key, value in params.items():
+                if key == "record_type":
+                    continue
+                if not _FILTER_KEY.fullmatch(key):
+                    raise problem(f"filter field {key!r} must be a plain field name", key)
+                if isinstance(value, dict | list):
+                    raise problem(
+                        f"filters compare a field for equality: give a string, number, true/false or null (got {type(value).__name__})",
+                        key,
+                    )
+        elif skill == INTERNAL_AGENT_MEMORY:
+            for key, value in params.items():
+                if key != "kind":
+                    raise problem(f"unknown parameter for {INTERNAL_AGENT_MEMORY}; it takes only 'kind'", key)
+                if not isinstance(value, str) or not value:
+                    raise problem(f"must be a memory kind such as 'commitment' (got {value!r})", key)
+        return params
+
+    @field_validator("interval_minutes")
+    @classmethod
+    def _interval_matches_type(cls, value: int | SplitInterval | None, info: ValidationInfo):
+        return _only_for(value, info, {"interval"})
+
+    @field_validator("business_hours")
+    @classmethod
+    def _business_hours_with_split(cls, value: Window | None, info: ValidationInfo):
+        interval = info.data.get("interval_minutes")
+        if isinstance(interval, SplitInterval) and value is None:
+            raise problem("is required when interval_minutes has business_hours and overnight")
+        if value is not None and "interval_minutes" in info.data and not isinstance(interval, SplitInterval):
+            raise problem("applies only with interval_minutes: {business_hours: N, overnight: N}")
+        return value
+
+    @field_validator("cron_expression")
+    @classmethod
+    def _check_cron(cls, value: str | None, info: ValidationInfo):
+        value = _only_for(value, info, {"cron"})
+        if value is not None:
+            reason = cron_problem(value)
+            if reason:
+                raise problem(reason)
+        return value
+
+    @field_validator("time_of_day")
+    @classmethod
+    def _time_for_calendar(cls, value: str | None, info: ValidationInfo):
+        return _only_for(value, info, {"daily", "weekly"})
+
+    @field_validator("day_of_week")
+    @classmethod
+    def _check_day_of_week(cls, value: int | None, info: ValidationInfo):
+        value = _only_for(value, info, {"weekly"})
+        if value is not None and not 0 <= value <= 6:
+            raise problem(f"must be between 0 (Monday) and 6 (Sunday) (got {value})")
+        return value
+
+    @field_validator("cooldown_seconds")
+    @classmethod
+    def _check_cooldown(cls, value: int) -> int:
+        if value < 0:
+            raise problem(f"must be >= 0 (got {value})")
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _check_prompt(cls, value: str) -> str:
+        if len(value) > MAX_PROMPT_CHARS:
+            raise problem(f"must be at most {MAX_PROMPT_CHARS} characters (got {len(value)})")
+        return value
+
+    @model_validator(mode="after")
+    def _fires_inside_active_hours(self) -> HeartbeatSpec:
+        # Interval grids depend on the tenant's salt and zone, so only calendar schedules can be
+        # proven never to fire here; an interval that misses is reported at preview/install.
+        if self.active_hours is None or self.schedule_type == "interval":
+            return self
+        expression = self.calendar_cron()
+        if not any(self.active_hours.contains(t) for t in cron_times_of_day(expression)):
+            window = f"{self.active_hours.start}-{self.active_hours.end}"
+            when = self.time_of_day if self.time_of_day else f"cron {expression!r}"
+            raise problem(f"{when} is never inside active_hours {window}: this heartbeat would never fire", "active_hours")
+        return self
+
+    def calendar_cron(self) -> str:
+        """The local-time cron expression of a daily, weekly or cron schedule."""
+        if self.schedule_type == "cron":
+            assert self.cron_expression is not None
+            return self.cron_expression
+        assert self.time_of_day is not None
+        return cron_for_calendar(self.time_of_day, self.day_of_week if self.schedule_type == "weekly" else None)
+
+
+_REQUIRED_BY = {
+    "interval_minutes": "interval",
+    "cron_expression": "cron",
+    "time_of_day": "daily and weekly",
+    "day_of_week": "weekly",
+}
+
+
+def _only_for(value: Any, info: ValidationInfo, schedule_types: set[str]) -> Any:
+    """A schedule field is required for `schedule_types` and meaningless for the others."""
+    schedule_type = info.data.get("schedule_type")
+    if schedule_type is None:  # schedule_type itself was invalid; that error is enough
+        return value
+    if schedule_type in schedule_types and value is None:
+        raise problem(f"is required for schedule_type {schedule_type}")
+    if schedule_type not in schedule_types and value is not None:
+        raise problem(
+            f"applies only to schedule_type {_REQUIRED_BY[info.field_name]}"
+            f" (this heartbeat is {schedule_type})"
+        )
+    return value
+
+
+# --- agents and the app ------------------------------------------------------------------------
+
+
+class AgentSpec(_Model):
+    """An agent of the app: who it is, what it may use, and what wakes it."""
+
+    id: Identifier
+    name: str = Field(default="", description="Display name; defaults to the id.")
+    system_prompt: str = Field(default="")
+    is_default: bool = Field(default=False)
+    team: list[Identifier] = Field(default_factory=list, description="Ids of agents it may delegate to.")
+    tools: list[str] = Field(default_factory=list, description="Skills this agent may call.")
+    heartbeats: list[HeartbeatSpec] = Field(default_factory=list)
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _check_system_prompt(cls, value: str) -> str:
+        if len(value) > MAX_SYSTEM_PROMPT_CHARS:
+            raise problem(f"must be at most {MAX_SYSTEM_PROMPT_CHARS} characters (got {len(value)})")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _check_tools(cls, tools: list[str]) -> list[str]:
+        for index, tool in enumerate(tools):
+            if not _SKILL_NAME.fullmatch(tool):
+                raise problem(f"must be a skill name like 'records' (got {tool!r})", index)
+        return _unique(tools, what="skill")
+
+    @field_validator("team")
+    @classmethod
+    def _check_team(cls, team: list[str]) -> list[str]:
+        return _unique(team, what="team member")
+
+    @field_validator("heartbeats")
+    @classmethod
+    def _unique_slugs(cls, heartbeats: list[HeartbeatSpec]) -> list[HeartbeatSpec]:
+        seen: dict[str, int] = {}
+        for index, heartbeat in enumerate(heartbeats):
+            if heartbeat.slug in seen:
+                raise problem(
+                    f"duplicate slug {heartbeat.slug!r}: already used by heartbeats[{seen[heartbeat.slug]}] of this agent",
+                    index,
+                    "slug",
+                )
+            seen[heartbeat.slug] = index
+        return heartbeats
+
+    @model_validator(mode="after")
+    def _not_own_teammate(self) -> AgentSpec:
+        if self.id in self.team:
+            raise problem(f"an agent cannot delegate to itself ({self.id!r})", "team", self.team.index(self.id))
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+def _unique(values: list[str], *, what: str) -> list[str]:
+    for index, value in enumerate(values):
+        if value in values[:index]:
+            raise problem(f"{what} {value!r} is listed twice", index)
+    return values
+
+
+def _version(value: Any) -> Any:
+    # `version: 1.0` is a YAML float; keep what the author meant rather than fail on it.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+class AppManifest(_Model):
+    """An agent app: the unit a tenant installs."""
+
+    id: Identifier = Field(description="App id; part of every heartbeat's workflow id.")
+    name: str = Field(default="", description="Display name; defaults to the id.")
+    version: str = Field(default="0.0.0", description="The app's version, e.g. 1.0.0.")
+    agents: list[AgentSpec] = Field(min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _coerce_version(cls, value: Any) -> Any:
+        return _version(value)
+
+    @field_validator("agents")
+    @classmethod
+    def _check_agents(cls, agents: list[AgentSpec]) -> list[AgentSpec]:
+        ids: dict[str, int] = {}
+        for index, agent in enumerate(agents):
+            if agent.id in ids:
+                raise problem(f"duplicate agent id {agent.id!r}: already used by agents[{ids[agent.id]}]", index, "id")
+            ids[agent.id] = index
+        defaults = [index for index, agent in enumerate(agents) if agent.is_default]
+        if len(defaults) > 1:
+            raise problem(
+                f"only one agent may be is_default (agents {', '.join(map(str, defaults))} are)",
+                defaults[1],
+                "is_default",
+            )
+        for index, agent in enumerate(agents):
+            for position, member in enumerate(agent.team):
+                if member not in ids:
+                    raise problem(f"no agent {member!r} in this app", index, "team", position)
+        return agents
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    @property
+    def default_agent(self) -> AgentSpec:
+        return next((agent for agent in self.agents if agent.is_default), self.agents[0])
+
+    def heartbeats(self) -> list[tuple[AgentSpec, HeartbeatSpec]]:
+        """Every (agent, heartbeat) pair, in manifest order."""
+        return [(agent, heartbeat) for agent in self.agents for heartbeat in agent.heartbeats]

@@ -1,0 +1,40 @@
+"""The manifest's JSON Schema, for editors (completion, inline errors) and other tools."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from manifest.models import AppManifest
+
+SCHEMA_ID = "https://agent-heartbeats.dev/manifest.schema.json"
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """JSON Schema of the manifest, shorthand forms of seeds/000 included."""
+    schema = AppManifest.model_json_schema(mode="validation")
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+    heartbeat = schema["$defs"]["HeartbeatSpec"]["properties"]
+    # The loader accepts these and normalises them; editors must not flag them.
+    heartbeat["cron"] = {"type": "string", "description": "Shorthand: cron: EXPR means schedule_type cron."}
+    heartbeat["cooldown_minutes"] = {
+        "type": "integer",
+        "minimum": 0,
+        "description": "Shorthand for cooldown_seconds = 60 * cooldown_minutes.",
+    }
+    heartbeat["active_hours"] = {
+        "anyOf": [
+            {"$ref": "#/$defs/Window"},
+            {"type": "string", "pattern": r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$",
+             "description": 'Shorthand "HH:MM-HH:MM" in the tenant\'s timezone.'},
+            {"type": "null"},
+        ],
+        "default": None,
+        "description": heartbeat["active_hours"].get("description", ""),
+    }
+    return schema
+
+
+def manifest_json_schema_text() -> str:
+    """The schema as the text kept in manifest.schema.json."""
+    return json.dumps(manifest_json_schema(), indent=2, sort_keys=False) + "\n"

@@ -1,0 +1,189 @@
+"""Anthropic through the official SDK's Messages API (`anthropic.AsyncAnthropic`, max_retries=0).
+
+Mapping of the provider-neutral turn (providers.contract) to the wire format:
+
+- `system` -> the top-level `system` string (omitted when empty).
+- user message -> a `text` block; assistant message -> its `text` block then one `tool_use` block
+  per ToolCall (`id`, `name`, `input`); tool message -> a `tool_result` block (`tool_use_id`,
+  `content`) in a *user* message. Consecutive messages of one role are merged into one message, so
+  the tool results answering one assistant turn travel together, as the API requires.
+- tools -> `{name, description, input_schema}`.
+- response: `text` blocks joined, `tool_use` blocks -> ToolCall, `usage.input_tokens` (plus cache
+  reads and writes) -> tokens_in, `usage.output_tokens` -> tokens_out.
+
+Models that always think (adaptive thinking) return `thinking` blocks that must be sent back, unchanged,
+in the assistant message before the tool results of a multi-step turn. When the contract carries them
+(`LlmResponse.provider_blocks` / `ChatMessage.provider_blocks`, opaque lists of dicts), they are
+returned and replayed; without those fields they are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import anthropic
+from temporalio.exceptions import ApplicationError
+
+from providers.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    STOP_END_TURN,
+    STOP_MAX_TOKENS,
+    STOP_REFUSAL,
+    STOP_TOOL_USE,
+    Credentials,
+    cached_client,
+    credentials,
+)
+from providers.contract import ERROR_PROVIDER_BAD_REQUEST, ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolDef
+from providers.errors import map_sdk_error, not_configured, unavailable
+
+PROVIDER = "anthropic"
+log = logging.getLogger(__name__)
+
+_STOP_REASONS = {
+    "end_turn": STOP_END_TURN,
+    "stop_sequence": STOP_END_TURN,
+    "tool_use": STOP_TOOL_USE,
+    "max_tokens": STOP_MAX_TOKENS,
+    "refusal": STOP_REFUSAL,
+}
+# Opaque provider content replayed verbatim (see the module docstring), if the contract has the field.
+PROVIDER_BLOCKS_FIELD = "provider_blocks"
+_REPLAYED_BLOCK_TYPES = frozenset({"thinking", "redacted_thinking"})
+
+
+def _new_client(creds: Credentials) -> anthropic.AsyncAnthropic:
+    # An explicit api_key: the SDK then consults no other credential source (profiles, files).
+    return anthropic.AsyncAnthropic(
+        api_key=creds.key, base_url=creds.base_url, max_retries=0, timeout=DEFAULT_TIMEOUT_SECONDS
+    )
+
+
+async def complete(request: LlmRequest, *, timeout: float | None = None) -> LlmResponse:
+    """One Messages API call. Raises ApplicationError with a stable type on every failure."""
+    creds = credentials(PROVIDER)
+    client: anthropic.AsyncAnthropic = cached_client(PROVIDER, creds, _new_client)
+    params: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens,
+        "messages": to_anthropic_messages(request.messages),
+    }
+    if request.system:
+        params["system"] = request.system
+    if request.tools:
+        params["tools"] = to_anthropic_tools(request.tools)
+    if timeout is not None:
+        params["timeout"] = timeout
+    try:
+        message = await client.messages.create(**params)
+    except anthropic.AnthropicError as exc:
+        # `from None`: the SDK's own message may quote the request or the key; only ours goes to history.
+        raise _map_error(exc, creds) from None
+    except ValueError as exc:  # a body that is not JSON, or JSON of the wrong shape (SDK parsing)
+        raise unavailable(PROVIDER, f"the API answered with a malformed body ({type(exc).__name__})") from None
+    response = from_anthropic_message(message, request)
+    log.debug(
+        "anthropic %s: %d tokens in, %d out, stop %s, %d tool calls",
+        response.model,
+        response.tokens_in,
+        response.tokens_out,
+        response.stop_reason,
+        len(response.tool_calls),
+    )
+    return response
+
+
+def _map_error(exc: anthropic.AnthropicError, creds: Credentials) -> ApplicationError:
+    mapped = map_sdk_error(PROVIDER, exc, anthropic, key=creds.key)
+    if mapped is not None:
+        return mapped
+    if isinstance(exc, anthropic.CredentialsError):
+        return not_configured(PROVIDER, f"credentials: {exc}")
+    return unavailable(PROVIDER, f"{type(exc).__name__}: {exc}")
+
+
+def to_anthropic_tools(tools: Sequence[ToolDef]) -> list[dict[str, Any]]:
+    return [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools]
+
+
+def to_anthropic_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """Our messages as Messages API `messages`: roles user/assistant only, content as blocks.
+
+    Empty text is left out (the API rejects empty text blocks); a message left with no blocks is dropped.
+    """
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        role, blocks = _blocks(message)
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    for entry in out:  # a lone text block reads better (and logs smaller) as a plain string
+        content = entry["content"]
+        if len(content) == 1 and content[0]["type"] == "text":
+            entry["content"] = content[0]["text"]
+    return out
+
+
+def _blocks(message: ChatMessage) -> tuple[str, list[dict[str, Any]]]:
+    if message.role == "tool":
+        if not message.tool_call_id:
+            raise ApplicationError(
+                "a tool message without tool_call_id cannot be sent to anthropic",
+                type=ERROR_PROVIDER_BAD_REQUEST,
+                non_retryable=True,
+            )
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+        if message.content:
+            result["content"] = message.content
+        return "user", [result]
+    blocks: list[dict[str, Any]] = []
+    if message.role == "assistant":
+        blocks.extend(dict(b) for b in getattr(message, PROVIDER_BLOCKS_FIELD, None) or ())
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    if message.role == "assistant":
+        blocks.extend(
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+            for call in message.tool_calls
+        )
+    return message.role, blocks
+
+
+def from_anthropic_message(message: Any, request: LlmRequest) -> LlmResponse:
+    """An SDK `Message` as our LlmResponse."""
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    replayed: list[dict[str, Any]] = []
+    for block in message.content or ():
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            texts.append(block.text)
+        elif kind == "tool_use":
+            if not isinstance(block.input, dict):
+                raise unavailable(PROVIDER, f"tool_use {block.name!r} came with non-object input")
+            calls.append(ToolCall(id=block.id, name=block.name, arguments=dict(block.input)))
+        elif kind in _REPLAYED_BLOCK_TYPES:
+            replayed.append(block.to_dict())
+    usage = message.usage
+    tokens_in = (
+        (usage.input_tokens or 0)
+        + (getattr(usage, "cache_creation_input_tokens", None) or 0)
+        + (getattr(usage, "cache_read_input_tokens", None) or 0)
+    )
+    fields: dict[str, Any] = {
+        "text": "\n".join(t for t in texts if t),
+        "tool_calls": calls,
+        "stop_reason": _STOP_REASONS.get(message.stop_reason, message.stop_reason),
+        "provider": PROVIDER,
+        "model": message.model or request.model,
+        "tokens_in": tokens_in,
+        "tokens_out": usage.output_tokens or 0,
+    }
+    if replayed and PROVIDER_BLOCKS_FIELD in LlmResponse.model_fields:
+        fields[PROVIDER_BLOCKS_FIELD] = replayed
+    return LlmResponse(**fields)

@@ -1,0 +1,187 @@
+"""OpenAI (and OpenAI-compatible servers) through the official SDK's Chat Completions API.
+
+`openai.AsyncOpenAI` with max_retries=0. Chat Completions rather than Responses because it is what
+Ollama, vLLM and llama.cpp speak: pointing OPENAI_BASE_URL at one of them is all it takes.
+
+Mapping of the provider-neutral turn (providers.contract) to the wire format:
+
+- `system` -> a leading `{"role": "system"}` message (omitted when empty).
+- user message -> `{"role": "user", "content"}`; assistant message -> `{"role": "assistant",
+  "content", "tool_calls": [{"id", "type": "function", "function": {"name", "arguments"}}]}` with
+  the arguments as a JSON string; tool message -> `{"role": "tool", "tool_call_id", "content"}`.
+- tools -> `{"type": "function", "function": {name, description, parameters}}`.
+- the output cap: `max_completion_tokens` on api.openai.com (current models reject `max_tokens`),
+  `max_tokens` on any other base URL (what self-hosted servers understand).
+- response: `choices[0].message` -> text and ToolCall (arguments parsed from JSON),
+  `usage.prompt_tokens` / `usage.completion_tokens` -> tokens_in / tokens_out (0 when a server
+  reports no usage), `finish_reason` normalised to the Anthropic names (stop -> end_turn,
+  tool_calls -> tool_use, length -> max_tokens, content_filter -> refusal).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import openai
+from temporalio.exceptions import ApplicationError
+
+from providers.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    STOP_END_TURN,
+    STOP_MAX_TOKENS,
+    STOP_REFUSAL,
+    STOP_TOOL_USE,
+    Credentials,
+    cached_client,
+    credentials,
+)
+from providers.contract import ERROR_PROVIDER_BAD_REQUEST, ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolDef
+from providers.errors import map_sdk_error, not_configured, unavailable
+
+PROVIDER = "openai"
+OFFICIAL_HOST = "api.openai.com"
+log = logging.getLogger(__name__)
+
+_STOP_REASONS = {
+    "stop": STOP_END_TURN,
+    "tool_calls": STOP_TOOL_USE,
+    "function_call": STOP_TOOL_USE,
+    "length": STOP_MAX_TOKENS,
+    "content_filter": STOP_REFUSAL,
+}
+
+
+def _new_client(creds: Credentials) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        api_key=creds.key, base_url=creds.base_url, max_retries=0, timeout=DEFAULT_TIMEOUT_SECONDS
+    )
+
+
+def output_cap_param(base_url: str | None) -> str:
+    """`max_completion_tokens` for OpenAI's own API, `max_tokens` for compatible servers."""
+    if base_url is None or urlsplit(base_url).hostname == OFFICIAL_HOST:
+        return "max_completion_tokens"
+    return "max_tokens"
+
+
+async def complete(request: LlmRequest, *, timeout: float | None = None) -> LlmResponse:
+    """One Chat Completions call. Raises ApplicationError with a stable type on every failure."""
+    creds = credentials(PROVIDER)
+    client: openai.AsyncOpenAI = cached_client(PROVIDER, creds, _new_client)
+    params: dict[str, Any] = {
+        "model": request.model,
+        "messages": to_openai_messages(request.system, request.messages),
+        output_cap_param(creds.base_url): request.max_tokens,
+    }
+    if request.tools:
+        params["tools"] = to_openai_tools(request.tools)
+    if timeout is not None:
+        params["timeout"] = timeout
+    try:
+        completion = await client.chat.completions.create(**params)
+    except openai.OpenAIError as exc:
+        # `from None`: the SDK's message quotes the error body, which for a 401 quotes part of the key.
+        raise _map_error(exc, creds) from None
+    except ValueError as exc:  # a body that is not JSON, or JSON of the wrong shape (SDK parsing)
+        raise unavailable(PROVIDER, f"the API answered with a malformed body ({type(exc).__name__})") from None
+    response = from_openai_completion(completion, request)
+    log.debug(
+        "openai %s: %d tokens in, %d out, stop %s, %d tool calls",
+        response.model,
+        response.tokens_in,
+        response.tokens_out,
+        response.stop_reason,
+        len(response.tool_calls),
+    )
+    return response
+
+
+def _map_error(exc: openai.OpenAIError, creds: Credentials) -> ApplicationError:
+    mapped = map_sdk_error(PROVIDER, exc, openai, key=creds.key)
+    if mapped is not None:
+        return mapped
+    if "credentials" in str(exc).lower():
+        return not_configured(PROVIDER, str(exc))
+    return unavailable(PROVIDER, f"{type(exc).__name__}: {exc}")
+
+
+def to_openai_tools(tools: Sequence[ToolDef]) -> list[dict[str, Any]]:
+    return [
+        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+        for t in tools
+    ]
+
+
+def to_openai_messages(system: str, messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for message in messages:
+        if message.role == "tool":
+            if not message.tool_call_id:
+                raise ApplicationError(
+                    "a tool message without tool_call_id cannot be sent to openai",
+                    type=ERROR_PROVIDER_BAD_REQUEST,
+                    non_retryable=True,
+                )
+            out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content})
+        elif message.role == "assistant":
+            entry: dict[str, Any] = {"role": "assistant", "content": message.content or None}
+            if message.tool_calls:
+                entry["tool_calls"] = [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {
+                            "name": call.name,
+                            "arguments": json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":")),
+                        },
+                    }
+                    for call in message.tool_calls
+                ]
+            out.append(entry)
+        else:
+            out.append({"role": "user", "content": message.content})
+    return out
+
+
+def from_openai_completion(completion: Any, request: LlmRequest) -> LlmResponse:
+    """An SDK `ChatCompletion` as our LlmResponse."""
+    if not completion.choices:
+        raise unavailable(PROVIDER, "the API answered with no choices")
+    choice = completion.choices[0]
+    message = choice.message
+    calls = [_tool_call(call) for call in message.tool_calls or () if getattr(call, "type", "function") == "function"]
+    text = message.content or ""
+    stop = _STOP_REASONS.get(choice.finish_reason, choice.finish_reason)
+    refusal = getattr(message, "refusal", None)
+    if refusal and not text:
+        text, stop = refusal, STOP_REFUSAL
+    if calls and stop == STOP_END_TURN:
+        stop = STOP_TOOL_USE  # some compatible servers say "stop" when the model called tools
+    usage = completion.usage
+    return LlmResponse(
+        text=text,
+        tool_calls=calls,
+        stop_reason=stop,
+        provider=PROVIDER,
+        model=completion.model or request.model,
+        tokens_in=(usage.prompt_tokens or 0) if usage else 0,
+        tokens_out=(usage.completion_tokens or 0) if usage else 0,
+    )
+
+
+def _tool_call(call: Any) -> ToolCall:
+    raw = call.function.arguments or ""
+    try:
+        arguments = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError:
+        # A model's malformed JSON: retryable, a new sample usually fixes it; the retry policy bounds it.
+        raise unavailable(PROVIDER, f"tool call {call.function.name!r} came with arguments that are not JSON") from None
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise unavailable(PROVIDER, f"tool call {call.function.name!r} came with arguments that are not an object")
+    return ToolCall(id=call.id, name=call.function.name, arguments=arguments)

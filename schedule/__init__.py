@@ -1,0 +1,5 @@
+"""Schedule maths: when each heartbeat is due. Pure functions, no I/O, no Temporal imports."""
+
+from schedule.fires import heartbeat_zone, next_fire, tenant_salt, upcoming_fires
+
+__all__ = ["heartbeat_zone", "next_fire", "tenant_salt", "upcoming_fires"]

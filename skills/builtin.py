@@ -1,0 +1,441 @@
+"""The built-in skills: records, kv, memory, team, email. Every handler is scoped to ctx.tenant and
+ctx.app (memory also to ctx.agent): the arguments can choose what to read or write, never whose.
+
+Handlers stay small and return JSON values (they travel through workflow history and to the model).
+Side-effecting handlers are idempotent per `ctx.idempotency_key` (a retried tool call does its effect
+once): records.upsert, kv.set/delete and memory.mark_done are by nature; memory.write keys its entry
+on the call's key; email.send keys its outbox row on it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from commitments import COMMITMENT_EXPIRY, COMMITMENT_KIND
+from skills.registry import Skill, SkillContext, ToolSpec
+
+MAX_TOOL_LIMIT = 100  # rows any one read tool returns
+MAX_DELEGATE_QUESTION_CHARS = 4_000
+MAX_DELEGATE_ANSWER_CHARS = 4_000
+DELEGATE_TIER = "cheap"
+MAX_EMAIL_BODY_CHARS = 20_000
+
+
+def _schema(properties: dict[str, Any], *required: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+_LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_TOOL_LIMIT, "description": "At most this many rows."}
+
+
+def _limit(args: dict[str, Any], default: int = 50) -> int:
+    return max(1, min(int(args.get("limit", default)), MAX_TOOL_LIMIT))
+
+
+# ------------------------------------------------------------------------------------- records
+
+
+async def _records_query(ctx: SkillContext, args: dict[str, Any]) -> list[Any]:
+    return await ctx.store.query_records(
+        tenant=ctx.tenant,
+        app=ctx.app,
+        record_type=args["record_type"],
+        filters=args.get("filters") or {},
+        limit=_limit(args),
+    )
+
+
+async def _records_upsert(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    await ctx.store.put_record(
+        tenant=ctx.tenant, app=ctx.app, record_type=args["record_type"], record_id=args["id"], data=args["data"]
+    )
+    return {"record_type": args["record_type"], "id": args["id"], "written": True}
+
+
+def records_skill() -> Skill:
+    return Skill(
+        name="records",
+        description="The app's own records (typed JSON objects), shared with kv: record (type, id) is kv key 'type:id'.",
+        tools={
+            "query": ToolSpec(
+                name="query",
+                risk="LOW",
+                description="The data of records of one type whose top-level fields equal the given filters.",
+                parameters=_schema(
+                    {
+                        "record_type": {"type": "string", "description": "e.g. 'kpi', 'campaign'"},
+                        "filters": {
+                            "type": "object",
+                            "description": "Field -> value (string, number, boolean or null); all must be equal.",
+                        },
+                        "limit": _LIMIT,
+                    },
+                    "record_type",
+                ),
+                handler=_records_query,
+            ),
+            "upsert": ToolSpec(
+                name="upsert",
+                risk="MEDIUM",
+                description="Create or replace the record (record_type, id) with `data` (a JSON object).",
+                parameters=_schema(
+                    {
+                        "record_type": {"type": "string"},
+                        "id": {"type": "string"},
+                        "data": {"type": "object"},
+                    },
+                    "record_type",
+                    "id",
+                    "data",
+                ),
+                handler=_records_upsert,
+            ),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------ kv
+
+
+async def _kv_get(ctx: SkillContext, args: dict[str, Any]) -> Any:
+    # The bare value (None when missing): as a pre-filter, a missing key means "nothing found".
+    return await ctx.store.kv_get(tenant=ctx.tenant, app=ctx.app, key=args["key"])
+
+
+async def _kv_list(ctx: SkillContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return await ctx.store.kv_list(
+        tenant=ctx.tenant,
+        app=ctx.app,
+        prefix=args.get("prefix", ""),
+        include_values=bool(args.get("include_values", False)),
+        limit=_limit(args),
+    )
+
+
+async def _kv_set(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    await ctx.store.kv_set(tenant=ctx.tenant, app=ctx.app, key=args["key"], value=args["value"])
+    return {"key": args["key"], "written": True}
+
+
+async def _kv_delete(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    deleted = await ctx.store.kv_delete(tenant=ctx.tenant, app=ctx.app, key=args["key"])
+    return {"key": args["key"], "deleted": deleted}
+
+
+def kv_skill() -> Skill:
+    key = {"type": "string", "description": "e.g. 'lead:42'"}
+    return Skill(
+        name="kv",
+        description="The app's key-value store (ctx.kv of seeds/000): any JSON value under a string key.",
+        tools={
+            "get": ToolSpec(
+                name="get",
+                risk="LOW",
+                description="The value stored under `key`, or null.",
+                parameters=_schema({"key": key}, "key"),
+                handler=_kv_get,
+            ),
+            "list": ToolSpec(
+                name="list",
+                risk="LOW",
+                description="Entries whose key starts with `prefix`, by key; with their values if asked.",
+                parameters=_schema(
+                    {
+                        "prefix": {"type": "string", "description": "Literal key prefix; '' lists all."},
+                        "include_values": {"type": "boolean"},
+                        "limit": _LIMIT,
+                    }
+                ),
+                handler=_kv_list,
+            ),
+            "set": ToolSpec(
+                name="set",
+                risk="MEDIUM",
+                description="Store `value` (any JSON) under `key`, replacing what was there.",
+                parameters=_schema({"key": key, "value": {}}, "key", "value"),
+                handler=_kv_set,
+            ),
+            "delete": ToolSpec(
+                name="delete",
+                risk="MEDIUM",
+                description="Delete `key`; says whether it existed.",
+                parameters=_schema({"key": key}, "key"),
+                handler=_kv_delete,
+            ),
+        },
+    )
+
+
+# -------------------------------------------------------------------------------------- memory
+
+
+async def _memory_query(ctx: SkillContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return await ctx.store.query_memory(
+        tenant=ctx.tenant,
+        app=ctx.app,
+        agent=ctx.agent,
+        kind=args.get("kind"),
+        now=ctx.now,
+        limit=_limit(args),
+        due_only=bool(args.get("due_only", False)),
+        include_done=bool(args.get("include_done", False)),
+    )
+
+
+async def _memory_write(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    due_at = _parse_time(args.get("due_at"), "due_at")
+    expires_at = _parse_time(args.get("expires_at"), "expires_at")
+    if args["kind"] == COMMITMENT_KIND and due_at is not None and expires_at is None:
+        expires_at = due_at + COMMITMENT_EXPIRY  # the same rule as inferred commitments
+    entry_id = await ctx.store.add_memory(
+        tenant=ctx.tenant,
+        app=ctx.app,
+        agent=ctx.agent,
+        kind=args["kind"],
+        content=args["content"],
+        data=args.get("data"),
+        due_at=due_at,
+        expires_at=expires_at,
+        # A retried call (same key) finds the entry its first attempt wrote.
+        dedupe_key=f"tool:{ctx.idempotency_key}" if ctx.idempotency_key else None,
+    )
+    return {"id": entry_id, "kind": args["kind"]}
+
+
+async def _memory_mark_done(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    ids = args["ids"]
+    if not ids or any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+        raise ValueError(f"memory.mark_done: 'ids' must be a non-empty list of entry ids (got {ids!r})")
+    done = await ctx.store.mark_memory_done(tenant=ctx.tenant, app=ctx.app, agent=ctx.agent, ids=ids, at=ctx.now)
+    return {"done": done, "not_found": sorted(set(ids) - set(done))}
+
+
+def _parse_time(value: str | None, what: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{what} must be an ISO 8601 time such as 2025-03-01T09:00:00Z (got {value!r})") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{what} must carry a time zone, e.g. a trailing Z (got {value!r})")
+    return parsed
+
+
+def memory_skill() -> Skill:
+    expiry_days = COMMITMENT_EXPIRY // timedelta(days=1)
+    return Skill(
+        name="memory",
+        description="This agent's memory: notes, summaries, commitments. Only the calling agent's entries.",
+        tools={
+            "query": ToolSpec(
+                name="query",
+                risk="LOW",
+                description=(
+                    "This agent's unexpired memory entries, newest first, optionally of one kind."
+                    " Entries marked done are left out unless include_done."
+                ),
+                parameters=_schema(
+                    {
+                        "kind": {"type": "string", "description": "e.g. 'commitment', 'heartbeat_summary'"},
+                        "due_only": {
+                            "type": "boolean",
+                            "description": "Only entries due now (due_at passed, or no due_at), most overdue first.",
+                        },
+                        "include_done": {"type": "boolean"},
+                        "limit": _LIMIT,
+                    }
+                ),
+                handler=_memory_query,
+            ),
+            "write": ToolSpec(
+                name="write",
+                risk="MEDIUM",
+                description=(
+                    "Write a memory entry for this agent (e.g. kind 'commitment' with a due_at; a commitment"
+                    f" expires {expiry_days} days after its due time unless expires_at is given)."
+                ),
+                parameters=_schema(
+                    {
+                        "kind": {"type": "string"},
+                        "content": {"type": "string"},
+                        "data": {"description": "Optional structured payload (any JSON)."},
+                        "due_at": {"type": "string", "description": "ISO 8601 with zone, e.g. 2025-03-04T09:00:00Z"},
+                        "expires_at": {"type": "string", "description": "ISO 8601 with zone; omitted = never"},
+                    },
+                    "kind",
+                    "content",
+                ),
+                handler=_memory_write,
+            ),
+            "mark_done": ToolSpec(
+                name="mark_done",
+                risk="MEDIUM",
+                description="Mark entries of this agent done by id (e.g. a commitment you have kept).",
+                parameters=_schema(
+                    {"ids": {"type": "array", "items": {"type": "integer"}, "minItems": 1}},
+                    "ids",
+                ),
+                handler=_memory_mark_done,
+            ),
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------- team
+
+
+async def _team_delegate(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    target, question = args["agent"], args["question"].strip()
+    if not question:
+        raise ValueError("team.delegate: 'question' must not be empty")
+    if len(question) > MAX_DELEGATE_QUESTION_CHARS:
+        raise ValueError(f"team.delegate: 'question' is longer than {MAX_DELEGATE_QUESTION_CHARS} characters")
+    agents = await installed_agents(ctx)
+    team = list(agents.get(ctx.agent, {}).get("team") or [])
+    if target not in team:
+        raise ValueError(
+            f"team.delegate: {target!r} is not in the team of agent {ctx.agent!r}"
+            f" (it may ask: {', '.join(team) or 'nobody'})"
+        )
+    spec = agents.get(target)
+    if spec is None:  # the manifest validator forbids this; a hand-edited row could still have it
+        raise ValueError(f"team.delegate: app {ctx.app!r} has no agent {target!r}")
+
+    # Lazy: providers load the SDKs; install-time validation only needs the registry.
+    from activities.contract import MAX_TOKENS_PER_CALL
+    from providers import complete
+    from providers.contract import ChatMessage, LlmRequest
+    from providers.routing import resolve_model, tenant_models
+
+    tenant = await ctx.store.get_tenant(tenant=ctx.tenant)
+    provider, model = resolve_model(
+        tier=DELEGATE_TIER,
+        tenant_provider=tenant.provider if tenant is not None else None,
+        tenant_models=tenant_models(tenant) if tenant is not None else {},
+    )
+    system = "\n\n".join(
+        part
+        for part in (
+            str(spec.get("system_prompt") or ""),
+            f"Agent {ctx.agent!r} of your team asks you the question below. Answer it directly and briefly;"
+            " you have no tools in this exchange.",
+        )
+        if part
+    )
+    # One isolated call: no history, no tools (so a delegation can never fan out into more).
+    response = await complete(
+        LlmRequest(
+            provider=provider,
+            model=model,
+            system=system,
+            messages=[ChatMessage(role="user", content=question)],
+            max_tokens=MAX_TOKENS_PER_CALL,
+        )
+    )
+    return {
+        "agent": target,
+        "answer": response.text[:MAX_DELEGATE_ANSWER_CHARS],
+        "provider": response.provider,
+        "model": response.model,
+        "tokens_in": response.tokens_in,
+        "tokens_out": response.tokens_out,
+    }
+
+
+async def installed_agents(ctx: SkillContext) -> dict[str, dict[str, Any]]:
+    """The agents (as manifest dicts, by id) of ctx.app as installed for ctx.tenant; {} if not installed."""
+    installed = await ctx.store.get_app(tenant=ctx.tenant, app=ctx.app)
+    if installed is None or installed.status != "installed":
+        return {}
+    agents = installed.manifest.get("agents") if isinstance(installed.manifest, dict) else None
+    return {agent["id"]: agent for agent in agents or [] if isinstance(agent, dict) and "id" in agent}
+
+
+def team_skill() -> Skill:
+    return Skill(
+        name="team",
+        description="Ask other agents of this app. Only agents in the caller's `team` list (manifest).",
+        tools={
+            "delegate": ToolSpec(
+                name="delegate",
+                # Not LOW: it runs an LLM call, and pre-filters must stay zero-LLM. No data changes.
+                risk="MEDIUM",
+                description=(
+                    "Ask one agent of your team a question; returns its answer. The agent answers in one"
+                    " isolated turn (its own system prompt, no history, no tools, cheap tier)."
+                ),
+                parameters=_schema(
+                    {
+                        "agent": {"type": "string", "description": "Id of an agent in your team, e.g. 'x_monitor'."},
+                        "question": {"type": "string", "description": "Self-contained: it sees nothing else."},
+                    },
+                    "agent",
+                    "question",
+                ),
+                handler=_team_delegate,
+            ),
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------- email
+
+
+async def _email_send(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    # No mail leaves the machine: the message goes to the outbox table, keyed by the call's
+    # idempotency key. A retried call finds its row and writes nothing, so it is never queued twice
+    # (nor reset to "queued" after something downstream marked it sent).
+    if not ctx.idempotency_key:
+        raise ValueError("email.send needs an idempotency key (so a retry never sends twice)")
+    to = args["to"].strip()
+    if "@" not in to or any(c.isspace() for c in to) or len(to) > 320:
+        raise ValueError(f"email.send: 'to' must be one email address (got {args['to']!r})")
+    if len(args["body"]) > MAX_EMAIL_BODY_CHARS:
+        raise ValueError(f"email.send: 'body' is longer than {MAX_EMAIL_BODY_CHARS} characters")
+    outbox_id, created = await ctx.store.queue_email(
+        tenant=ctx.tenant,
+        app=ctx.app,
+        agent=ctx.agent,
+        idempotency_key=ctx.idempotency_key,
+        to=to,
+        subject=args["subject"],
+        body=args["body"],
+    )
+    return {"queued": True, "outbox_id": outbox_id, "duplicate": not created}
+
+
+def email_skill() -> Skill:
+    return Skill(
+        name="email",
+        description="Send email. Queues it in the platform's outbox; nothing leaves the machine from here.",
+        tools={
+            "send": ToolSpec(
+                name="send",
+                risk="HIGH",
+                description="Queue an email to `to` with `subject` and `body` (plain text).",
+                parameters=_schema(
+                    {
+                        "to": {"type": "string", "description": "One address, e.g. lead@example.com"},
+                        "subject": {"type": "string"},
+                        "body": {"type": "string"},
+                    },
+                    "to",
+                    "subject",
+                    "body",
+                ),
+                handler=_email_send,
+            ),
+        },
+    )
+
+
+def builtin_skills() -> list[Skill]:
+    """Fresh instances of every built-in skill."""
+    return [records_skill(), kv_skill(), memory_skill(), team_skill(), email_skill()]

@@ -1,0 +1,234 @@
+"""The store's tables. Every row carries `tenant_id`, and every query in store.py filters on it.
+
+The migrations in migrations/versions/ (0001_initial.py, 0002_memory_done_and_outbox.py, ...) are
+written by hand to match this file; tests/test_store.py checks that a migrated database has exactly
+these tables and indexes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from store.types import JSONData, NullableJSONData, UTCDateTime, utcnow
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+# App data keys sort and prefix-match byte by byte on both backends: SQLite's default (BINARY)
+# and PostgreSQL's "C" collation agree, and "C" lets a LIKE 'prefix%' use the primary key index.
+KeyString = String(512).with_variant(String(512, collation="C"), "postgresql")
+
+# Identifier-sized strings: tenant/app/agent ids are at most 63 characters (manifest.ids).
+IdString = String(63)
+
+# Stable constraint names, so the hand-written migration and later ones can refer to them.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class TenantRow(Base):
+    """A tenant: its time zone and LLM settings."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    llm_provider: Mapped[str | None] = mapped_column(String(32))
+    model_cheap: Mapped[str | None] = mapped_column(String(200))
+    model_standard: Mapped[str | None] = mapped_column(String(200))
+    model_premium: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AppRow(Base):
+    """An app installed (or once installed) for a tenant, with the manifest it came from."""
+
+    __tablename__ = "apps"
+    __table_args__ = (CheckConstraint("status IN ('installed', 'uninstalled')", name="status"),)
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    app_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSONData)
+    manifest_hash: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    installed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AppRecordRow(Base):
+    """App data. One table backs "records" and ctx.kv: kv key `{record_type}:{id}` IS the record.
+
+    `record_type` and `record_id` are derived from `key` (split at the first ':'; a key without ':'
+    has record_type ''), so a pre-filter over records also sees what an app wrote through kv.
+    """
+
+    __tablename__ = "app_records"
+    __table_args__ = (
+        # Serves "records of one type, ordered by key" (list/query with LIMIT) without a sort.
+        Index(None, "tenant_id", "app_id", "record_type", "key"),
+        # PostgreSQL only: makes `data @> {...}` filters index-assisted on large tables.
+        Index(
+            "ix_app_records_data",
+            "data",
+            postgresql_using="gin",
+            postgresql_ops={"data": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    app_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    key: Mapped[str] = mapped_column(KeyString, primary_key=True)
+    record_type: Mapped[str] = mapped_column(KeyString)
+    record_id: Mapped[str] = mapped_column(KeyString)
+    data: Mapped[Any] = mapped_column(JSONData)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MemoryRow(Base):
+    """Something an agent wrote down: a summary, a note, a commitment with a due time.
+
+    Commitments have a life cycle (revision 0002): `claimed_by` names the tick whose pre-filter fed
+    the entry to the agent, `done_at` when that tick completed (a done entry is never fed again).
+    `dedupe_key`, when set, is unique per agent: a retried writer finds its entry instead of adding
+    a second one.
+    """
+
+    __tablename__ = "agent_memory"
+    __table_args__ = (
+        Index(None, "tenant_id", "app_id", "agent_id", "kind"),
+        # A unique index, not a constraint: SQLite can add one without rebuilding the table. NULLs
+        # never collide, so entries without a key are unconstrained (both backends).
+        Index(None, "tenant_id", "app_id", "agent_id", "dedupe_key", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    app_id: Mapped[str] = mapped_column(IdString)
+    agent_id: Mapped[str] = mapped_column(IdString)
+    kind: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    data: Mapped[Any | None] = mapped_column(NullableJSONData)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(520))  # "{heartbeat_id}/{tick_id}"
+    dedupe_key: Mapped[str | None] = mapped_column(String(600))
+
+
+class ConversationRow(Base):
+    """One conversation per (tenant, app, agent, mode): the agent's own thread or the main one."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "app_id", "agent_id", "mode"),
+        CheckConstraint("mode IN ('dedicated', 'main')", name="mode"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    app_id: Mapped[str] = mapped_column(IdString)
+    agent_id: Mapped[str] = mapped_column(IdString)
+    mode: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MessageRow(Base):
+    """A message in a conversation."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index(None, "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    conversation_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    role: Mapped[str] = mapped_column(String(32))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReceiptRow(Base):
+    """What one woken tick of a heartbeat did (DESIGN.md, "Tick receipts")."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (
+        # An activity retried by Temporal must not write the same tick's receipt twice.
+        UniqueConstraint("heartbeat_id", "tick_id"),
+        Index(None, "heartbeat_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    heartbeat_id: Mapped[str] = mapped_column(String(300))
+    tick_id: Mapped[str] = mapped_column(String(200))
+    app_id: Mapped[str] = mapped_column(IdString)
+    agent_id: Mapped[str] = mapped_column(IdString)
+    slug: Mapped[str] = mapped_column(IdString)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    trigger: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    provider: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(200))
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    # What the agent said (an excerpt, capped by Store.add_receipt), so operators can read it.
+    reply: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxRow(Base):
+    """An email the `email.send` skill queued. Nothing here is ever sent by the platform itself.
+
+    One row per (tenant, app, idempotency key): a tool call retried with the same key (activity
+    retry, replay after a crash) finds its row and queues nothing new.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("tenant_id", "app_id", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    app_id: Mapped[str] = mapped_column(IdString)
+    agent_id: Mapped[str] = mapped_column(IdString)
+    idempotency_key: Mapped[str] = mapped_column(String(600))
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,277 @@
+"""Every manifest rule, with the line and field path it is reported at.
+
+Each invalid case is a whole YAML file whose offending line carries the marker `#!`; the test
+checks the reported line is that one, the field path, and the message.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from manifest.loader import MAX_FILE_BYTES, ManifestError, load_manifest, parse_manifest
+from manifest.models import AppManifest
+from manifest.schema import manifest_json_schema_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def app(heartbeat: str = "", *, agent_extra: str = "", top: str = "") -> str:
+    """A manifest with one agent and one heartbeat whose body is `heartbeat` (YAML lines)."""
+    body = textwrap.indent(textwrap.dedent(heartbeat).strip("\n"), " " * 8) if heartbeat else ""
+    extra = textwrap.indent(textwrap.dedent(agent_extra).strip("\n"), " " * 4) if agent_extra else ""
+    return (
+        "id: sales\nname: Sales\nversion: 1.0.0\n" + (textwrap.dedent(top) if top else "")
+        + "agents:\n  - id: outreach\n" + (extra + "\n" if extra else "")
+        + ("    heartbeats:\n" + body + "\n" if heartbeat else "")
+    )
+
+
+HB = """\
+- slug: daily_cadence
+  skill: _internal_app_records
+  tool: query
+  params: {record_type: campaign, status: active}
+"""
+
+INVALID = [
+    ("interval-too-small", app(HB + "  interval_minutes: 2 #!"),
+     "agents[0].heartbeats[0].interval_minutes", "must be between 5 and 43200 (got 2)"),
+    ("interval-too-large", app(HB + "  interval_minutes: 43201 #!"),
+     "agents[0].heartbeats[0].interval_minutes", "must be between 5 and 43200 (got 43201)"),
+    ("interval-required", app(HB.replace("- slug: daily_cadence", "- slug: daily_cadence #!")),
+     "agents[0].heartbeats[0].interval_minutes", "is required for schedule_type interval"),
+    ("interval-as-string", app(HB + '  interval_minutes: "60" #!'),
+     "agents[0].heartbeats[0].interval_minutes", "must be a whole number (got '60')"),
+    ("interval-with-daily", app(HB + '  schedule_type: daily\n  time_of_day: "09:00"\n  interval_minutes: 60 #!'),
+     "agents[0].heartbeats[0].interval_minutes", "applies only to schedule_type interval (this heartbeat is daily)"),
+    ("unknown-key-hint", app(HB + "  interval_minutes: 60\n  intervall_minute: 5 #!"),
+     "agents[0].heartbeats[0].intervall_minute", "unknown field (did you mean 'interval_minutes'?)"),
+    ("unknown-shorthand-hint", app(HB + "  interval_minutes: 60\n  cooldown_minute: 5 #!"),
+     "agents[0].heartbeats[0].cooldown_minute", "did you mean 'cooldown_minutes'?"),
+    ("unknown-top-level", app(HB + "  interval_minutes: 60", top="agent: x #!\n"),
+     "agent", "unknown field (did you mean 'agents'?)"),
+    ("unknown-agent-key", app(HB + "  interval_minutes: 60", agent_extra="system_promt: hi #!"),
+     "agents[0].system_promt", "did you mean 'system_prompt'?"),
+    ("slug-uppercase", app(HB.replace("daily_cadence", "Daily #!") + "  interval_minutes: 60"),
+     "agents[0].heartbeats[0].slug", "starting with a letter (got 'Daily')"),
+    ("slug-digit-first", app(HB.replace("daily_cadence", "1st #!") + "  interval_minutes: 60"),
+     "agents[0].heartbeats[0].slug", "starting with a letter (got '1st')"),
+    ("slug-duplicate", app(HB + "  interval_minutes: 60\n" + HB.replace("daily_cadence", "daily_cadence #!") + "  interval_minutes: 30"),
+     "agents[0].heartbeats[1].slug", "duplicate slug 'daily_cadence'"),
+    ("tool-not-query", app(HB.replace("tool: query", "tool: search #!") + "  interval_minutes: 60"),
+     "agents[0].heartbeats[0].tool", 'must be "query" for the internal source _internal_app_records'),
+    ("unknown-internal", app(HB.replace("skill: _internal_app_records", "skill: _internal_secrets #!") + "  interval_minutes: 60"),
+     "agents[0].heartbeats[0].skill", "unknown internal source '_internal_secrets'"),
+    ("record-type-missing", app(HB.replace("{record_type: campaign, status: active}", "{status: active} #!") + "  interval_minutes: 60"),
+     "agents[0].heartbeats[0].params.record_type", "record_type is required for _internal_app_records"),
+    ("filter-not-scalar", app(HB.replace("status: active}", "status: [a, b]} #!") + "  interval_minutes: 60"),
+     "agents[0].heartbeats[0].params.status", "filters compare a field for equality"),
+    ("memory-unknown-param", app("""\
+        - slug: commitments
+          skill: _internal_agent_memory
+          tool: query
+          params:
+            kind: commitment
+            agent_id: other #!
+          interval_minutes: 60
+        """), "agents[0].heartbeats[0].params.agent_id", "it takes only 'kind'"),
+    ("cron-bad-minute", app(HB + '  cron: "61 * * * *" #!'),
+     "agents[0].heartbeats[0].cron", "is not a valid cron expression '61 * * * *'"),
+    ("cron-four-fields", app(HB + '  schedule_type: cron\n  cron_expression: "0 9 * *" #!'),
+     "agents[0].heartbeats[0].cron_expression", "must have 5 fields"),
+    ("cron-never", app(HB + '  cron: "0 0 30 2 *" #!'),
+     "agents[0].heartbeats[0].cron", "never matches a calendar date"),
+    # A missing field is reported at the mapping that lacks it.
+    ("cron-required", app(HB.replace("- slug: daily_cadence", "- slug: daily_cadence #!") + "  schedule_type: cron"),
+     "agents[0].heartbeats[0].cron_expression", "is required for schedule_type cron"),
+    ("cron-and-schedule-type", app(HB + '  schedule_type: daily\n  cron: "0 9 * * *" #!'),
+     "agents[0].heartbeats[0].cron", "cron: means schedule_type cron, but schedule_type is 'daily'"),
+    ("cron-and-cron-expression", app(HB + '  cron_expression: "0 9 * * *"\n  cron: "0 9 * * *" #!'),
+     "agents[0].heartbeats[0].cron", "either cron or cron_expression"),
+    ("schedule-type-unknown", app(HB + "  schedule_type: hourly #!"),
+     "agents[0].heartbeats[0].schedule_type", "must be 'interval', 'daily', 'weekly' or 'cron' (got 'hourly')"),
+    ("time-of-day-format", app(HB + '  schedule_type: daily\n  time_of_day: "9am" #!'),
+     "agents[0].heartbeats[0].time_of_day", 'must be a time "HH:MM"'),
+    ("time-of-day-range", app(HB + '  schedule_type: daily\n  time_of_day: "24:00" #!'),
+     "agents[0].heartbeats[0].time_of_day", "must be a time from 00:00 to 23:59 (got '24:00')"),
+    ("time-of-day-required", app(HB.replace("- slug: daily_cadence", "- slug: daily_cadence #!") + "  schedule_type: daily"),
+     "agents[0].heartbeats[0].time_of_day", "is required for schedule_type daily"),
+    ("day-of-week-range", app(HB + '  schedule_type: weekly\n  time_of_day: "09:00"\n  day_of_week: 7 #!'),
+     "agents[0].heartbeats[0].day_of_week", "must be between 0 (Monday) and 6 (Sunday) (got 7)"),
+    ("day-of-week-on-daily", app(HB + '  schedule_type: daily\n  time_of_day: "09:00"\n  day_of_week: 1 #!'),
+     "agents[0].heartbeats[0].day_of_week", "applies only to schedule_type weekly"),
+    ("day-of-week-required", app(HB.replace("- slug: daily_cadence", "- slug: daily_cadence #!") + '  schedule_type: weekly\n  time_of_day: "09:00"'),
+     "agents[0].heartbeats[0].day_of_week", "is required for schedule_type weekly"),
+    ("window-zero-width", app(HB + '  interval_minutes: 60\n  active_hours: {start: "08:00", end: "08:00"} #!'),
+     "agents[0].heartbeats[0].active_hours.end", "zero-width window"),
+    ("window-shorthand-zero-width", app(HB + '  interval_minutes: 60\n  active_hours: "09:00-09:00" #!'),
+     "agents[0].heartbeats[0].active_hours.end", "zero-width window"),
+    ("window-bad-timezone", app(HB + '  interval_minutes: 60\n  active_hours:\n    start: "08:00"\n    end: "18:00"\n    timezone: Mars/Olympus #!'),
+     "agents[0].heartbeats[0].active_hours.timezone", "unknown timezone 'Mars/Olympus'"),
+    ("window-timezone-case-hint", app(HB + '  interval_minutes: 60\n  active_hours: {start: "08:00", end: "18:00", timezone: europe/berlin} #!'),
+     "agents[0].heartbeats[0].active_hours.timezone", "did you mean 'Europe/Berlin'?"),
+    ("window-shorthand-garbage", app(HB + '  interval_minutes: 60\n  active_hours: "8 to 6" #!'),
+     "agents[0].heartbeats[0].active_hours", 'must be "HH:MM-HH:MM" or a mapping'),
+    ("window-end-25", app(HB + '  interval_minutes: 60\n  active_hours: {start: "08:00", end: "25:00"} #!'),
+     "agents[0].heartbeats[0].active_hours.end", "must be a time from 00:00 to 24:00"),
+    ("daily-outside-window", app(HB + '  schedule_type: daily\n  time_of_day: "07:00"\n  active_hours: "08:00-18:00" #!'),
+     "agents[0].heartbeats[0].active_hours", "07:00 is never inside active_hours 08:00-18:00"),
+    ("cron-outside-window", app(HB + '  cron: "0 20-23 * * *"\n  active_hours: "08:00-18:00" #!'),
+     "agents[0].heartbeats[0].active_hours", "is never inside active_hours 08:00-18:00"),
+    ("cooldown-negative", app(HB + "  interval_minutes: 60\n  cooldown_seconds: -5 #!"),
+     "agents[0].heartbeats[0].cooldown_seconds", "must be >= 0 (got -5)"),
+    ("cooldown-minutes-negative", app(HB + "  interval_minutes: 60\n  cooldown_minutes: -1 #!"),
+     "agents[0].heartbeats[0].cooldown_minutes", "must be a whole number of minutes >= 0 (got -1)"),
+    ("cooldown-both", app(HB + "  interval_minutes: 60\n  cooldown_seconds: 60\n  cooldown_minutes: 1 #!"),
+     "agents[0].heartbeats[0].cooldown_minutes", "either cooldown_minutes or cooldown_seconds"),
+    ("conversation-mode", app(HB + "  interval_minutes: 60\n  conversation_mode: shared #!"),
+     "agents[0].heartbeats[0].conversation_mode", "must be 'dedicated', 'isolated' or 'main' (got 'shared')"),
+    ("model-tier", app(HB + "  interval_minutes: 60\n  model_tier: gpt4 #!"),
+     "agents[0].heartbeats[0].model_tier", "must be 'cheap', 'standard' or 'premium' (got 'gpt4')"),
+    ("prompt-too-long", app(HB + "  interval_minutes: 60\n  prompt: " + "x" * 8001 + " #!"),
+     "agents[0].heartbeats[0].prompt", "must be at most 8000 characters (got 8001)"),
+    ("invoke-always-yes", app(HB + "  interval_minutes: 60\n  invoke_always: yes #!"),
+     "agents[0].heartbeats[0].invoke_always", "must be true or false (got 'yes')"),
+    ("split-needs-business-hours", app(HB.replace("- slug: daily_cadence", "- slug: daily_cadence #!") + "  interval_minutes: {business_hours: 15, overnight: 120}"),
+     "agents[0].heartbeats[0].business_hours", "is required when interval_minutes has business_hours and overnight"),
+    ("business-hours-without-split", app(HB + '  interval_minutes: 60\n  business_hours: "09:00-17:00" #!'),
+     "agents[0].heartbeats[0].business_hours", "applies only with interval_minutes"),
+    ("split-value-range", app(HB + '  business_hours: "09:00-17:00"\n  interval_minutes: {business_hours: 15, overnight: 3} #!'),
+     "agents[0].heartbeats[0].interval_minutes.overnight", "must be between 5 and 43200 (got 3)"),
+    ("app-id-colon", app(HB + "  interval_minutes: 60").replace("id: sales", "id: sales:eu #!", 1),
+     "id", "(got 'sales:eu')"),
+    ("agent-id-uppercase", app(HB + "  interval_minutes: 60").replace("- id: outreach", "- id: Outreach #!"),
+     "agents[0].id", "(got 'Outreach')"),
+    ("no-agents", "id: sales\nagents: [] #!\n", "agents", "must not be empty"),
+    ("agents-missing", "id: sales #!\nname: x\n", "agents", "is required"),
+    ("agents-not-list", "id: sales\nagents: outreach #!\n", "agents", "must be a list (got 'outreach')"),
+    ("team-unknown", app(HB + "  interval_minutes: 60", agent_extra="team: [ghost] #!"),
+     "agents[0].team[0]", "no agent 'ghost' in this app"),
+    ("team-self", app(HB + "  interval_minutes: 60", agent_extra="team: [outreach] #!"),
+     "agents[0].team[0]", "cannot delegate to itself"),
+    ("two-defaults", "id: sales\nagents:\n  - id: a\n    is_default: true\n  - id: b\n    is_default: true #!\n",
+     "agents[1].is_default", "only one agent may be is_default"),
+    ("duplicate-agent", "id: sales\nagents:\n  - id: a\n  - id: a #!\n", "agents[1].id", "duplicate agent id 'a'"),
+    ("name-not-string", "id: sales\nname: 12 #!\nagents:\n  - id: a\n", "name", 'must be a string (got 12) (quote it: "12")'),
+    ("yaml-syntax", "id: sales\nagents: [\n  - id: a #!\n", "(yaml)", "YAML syntax error"),
+    ("yaml-duplicate-key", "id: sales\nid: other #!\nagents:\n  - id: a\n", "(yaml)", "duplicate key"),
+    ("yaml-tab-indent", "id: sales\nagents:\n\t- id: a #!\n", "(yaml)", "a tab in the indentation"),
+    ("top-level-list", "- id: sales #!\n", "(manifest)", "a manifest must be a mapping, not a list"),
+    ("empty-file", "#!\n", "(manifest)", "file is empty"),
+    ("non-string-key", "id: sales\n1: x #!\nagents:\n  - id: a\n", "(manifest)", "keys must be strings (got 1)"),
+]
+
+
+def expected_line(text: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if "#!" in line:
+            return number
+    raise AssertionError("case has no #! marker")
+
+
+@pytest.mark.parametrize(("text", "path", "message"), [pytest.param(*c[1:], id=c[0]) for c in INVALID])
+def test_invalid_manifest_names_line_and_field(tmp_path, text, path, message):
+    file = tmp_path / "app.yaml"
+    file.write_text(text)
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(file)
+    problems = caught.value.problems
+    matching = [p for p in problems if p.path == path and message in p.message]
+    assert matching, f"no problem at {path} with {message!r}; got:\n{caught.value}"
+    problem = matching[0]
+    assert problem.file == str(file)
+    assert problem.line == expected_line(text), str(caught.value)
+    assert re.fullmatch(rf"{re.escape(str(file))}:\d+:\d+: {re.escape(path)}: .+", str(problem))
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path):
+    text = app(HB + "  interval_minutes: 2\n  model_tier: gpt4\n  conversation_mode: shared")
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text, filename="x.yaml")
+    paths = {p.path.rsplit(".", 1)[-1] for p in caught.value.problems}
+    assert {"interval_minutes", "model_tier", "conversation_mode"} <= paths
+
+
+def test_bom_is_rejected_with_a_reason():
+    with pytest.raises(ManifestError, match="byte-order mark"):
+        parse_manifest(b"\xef\xbb\xbf" + app(HB + "  interval_minutes: 60").encode(), filename="x.yaml")
+
+
+def test_non_utf8_names_the_line():
+    raw = b"id: sales\nname: caf\xe9\nagents:\n  - id: a\n"
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(raw, filename="x.yaml")
+    assert caught.value.problems[0].line == 2
+    assert "not UTF-8" in caught.value.problems[0].message
+
+
+def test_alias_bomb_is_rejected_quickly():
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join(f'*a{i - 1}' for _ in range(10))}]" for i in range(1, 9)]
+    text = "\n".join(lines) + "\nid: sales\nagents: [*a8]\n"
+    with pytest.raises(ManifestError, match="too many YAML nodes"):
+        parse_manifest(text, filename="bomb.yaml")
+
+
+def test_oversized_file_is_rejected_before_parsing(tmp_path):
+    file = tmp_path / "big.yaml"
+    file.write_text("id: sales\n" + "# padding\n" * (MAX_FILE_BYTES // 10 + 1))
+    with pytest.raises(ManifestError, match="at most 1,048,576 bytes"):
+        load_manifest(file)
+
+
+def test_missing_file():
+    with pytest.raises(ManifestError, match="cannot read file"):
+        load_manifest("/nonexistent/app.yaml")
+
+
+# --- valid manifests ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sales.yaml", "cmo.yaml"])
+def test_example_manifests_are_valid(name):
+    manifest = load_manifest(ROOT / "manifests" / name)
+    assert manifest.heartbeats()
+
+
+def test_shorthand_means_the_same_as_the_canonical_form():
+    shorthand = parse_manifest(app(HB + '  cron: "0 9 * * *"\n  active_hours: "08:00-18:00"\n  cooldown_minutes: 60'))
+    canonical = parse_manifest(app(HB + """\
+  schedule_type: cron
+  cron_expression: "0 9 * * *"
+  active_hours: {start: "08:00", end: "18:00", timezone: user}
+  cooldown_seconds: 3600"""))
+    assert shorthand == canonical
+    assert shorthand.agents[0].heartbeats[0].cooldown_seconds == 3600
+
+
+def test_defaults_of_the_field_reference():
+    spec = parse_manifest(app(HB + "  interval_minutes: 60")).agents[0].heartbeats[0]
+    assert (spec.schedule_type, spec.invoke_always, spec.conversation_mode, spec.model_tier, spec.prompt) == (
+        "interval", False, "dedicated", "cheap", "")
+
+
+def test_lenient_where_harmless():
+    manifest = parse_manifest(app(HB + '  schedule_type: daily\n  time_of_day: "9:05"\n  active_hours: "00:00-24:00"')
+                              .replace("version: 1.0.0", "version: 1.0"))
+    assert manifest.version == "1.0"
+    assert manifest.agents[0].heartbeats[0].time_of_day == "09:05"
+
+
+def test_prompt_of_exactly_8000_characters_is_valid():
+    parse_manifest(app(HB + "  interval_minutes: 60\n  prompt: " + "x" * 8000))
+
+
+def test_schema_file_is_current():
+    assert (ROOT / "manifest.schema.json").read_text() == manifest_json_schema_text(), (
+        "manifest.schema.json is stale: run `make schema`"
+    )
+
+
+def test_manifest_round_trips_through_json():
+    manifest = load_manifest(ROOT / "manifests" / "cmo.yaml")
+    assert AppManifest.model_validate_json(manifest.model_dump_json()) == manifest

@@ -1,0 +1,38 @@
+"""Replay every recorded workflow history under tests/histories/ against today's workflow code.
+
+A change to workflow code that would break running workflows (non-determinism) fails here.
+Histories are recorded by `python -m tests.record_histories` and `python -m tests.record_agent_histories`
+(see those files for the scenarios).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from worker import WORKFLOWS, workflow_runner
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_histories_are_recorded():
+    names = {path.stem for path in HISTORIES}
+    # Every workflow type: HeartbeatWorkflow through several ticks, a failure, run-now, reconfigure,
+    # pause and continue-as-new (tests/record_histories.py), and through the durable agent turn with a
+    # tool call and an escalation; VisionWorkflow's assess → plan → act pass
+    # (tests/record_agent_histories.py).
+    assert {"heartbeat_run_1", "heartbeat_run_2", "heartbeat_agent_turn", "vision_pass"} <= names
+    types = {WorkflowHistory.from_json(p.stem, p.read_text()).events[0]
+             .workflow_execution_started_event_attributes.workflow_type.name for p in HISTORIES}
+    assert types >= {workflow.__temporal_workflow_definition.name for workflow in WORKFLOWS}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path):
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
+    await replayer.replay_workflow(history)

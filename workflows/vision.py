@@ -1,0 +1,122 @@
+"""VisionWorkflow: one long-lived workflow per agent, the deeper loop a heartbeat escalates to.
+
+A heartbeat reply containing `<escalate-to-vision/>` signals-with-start this workflow (ID
+`vision:{tenant}:{app}:{agent}`). Thirty seconds after the first escalation (later ones in that
+window coalesce into the same pass) it runs a multi-phase pass on the premium tier, assess →
+plan → act, each phase one LLM activity that sees the previous phases' output, and writes the
+resulting plan to the agent's memory (kind `vision_plan`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contract import (
+        AGENT_STEP,
+        RECORD_VISION_PLAN,
+        AgentStepRequest,
+        TickRef,
+        VisionPlan,
+    )
+    from providers.contract import LlmResponse
+    from workflows.heartbeat import AGENT_ACTIVITY, STORE_ACTIVITY
+
+VISION_WORKFLOW_PREFIX = "vision"
+SIGNAL_ESCALATE = "escalate"
+ESCALATION_DELAY = timedelta(seconds=30)
+MAX_PASSES_PER_RUN = 50
+MAX_REASONS = 10
+
+PHASES = {
+    "assess": "ASSESS. Heartbeat ticks escalated to you for deeper thought. Reasons:\n{reasons}\n"
+              "Assess the situation: what changed, what is at stake, what is unknown.",
+    "plan": "PLAN. Given your assessment:\n{assess}\nWrite a short, concrete plan (numbered steps, owners among "
+            "your team, dates).",
+    "act": "ACT. Given the plan:\n{plan}\nState the first actions to take now and what the routine heartbeats "
+           "should watch for until the next review.",
+}
+
+
+def vision_workflow_id(tenant: str, app: str, agent: str) -> str:
+    return f"{VISION_WORKFLOW_PREFIX}:{tenant}:{app}:{agent}"
+
+
+class VisionInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tenant: str
+    app: str
+    agent: str
+    passes: int = 0
+    pending: list[str] = Field(default_factory=list)  # escalation reasons not yet acted on
+
+
+@workflow.defn(name="VisionWorkflow")
+class VisionWorkflow:
+    @workflow.init
+    def __init__(self, input: VisionInput) -> None:
+        self._input = input
+        self._reasons: list[str] = list(input.pending)
+        self._wake_at: datetime | None = None
+        self._passes = input.passes
+        self._passes_this_run = 0
+
+    @workflow.signal(name=SIGNAL_ESCALATE)
+    def escalate(self, reason: str) -> None:
+        self._reasons = [*self._reasons, reason[:500]][-MAX_REASONS:]
+        if self._wake_at is None:  # repeated escalations coalesce into the pending pass
+            self._wake_at = workflow.now() + ESCALATION_DELAY
+
+    @workflow.query(name="status")
+    def status(self) -> dict:
+        return {"passes": self._passes, "pending": len(self._reasons),
+                "next_pass": self._wake_at.isoformat() if self._wake_at else None}
+
+    @workflow.run
+    async def run(self, input: VisionInput) -> None:
+        if self._reasons and self._wake_at is None:
+            self._wake_at = workflow.now() + ESCALATION_DELAY
+        while True:
+            if self._passes_this_run >= MAX_PASSES_PER_RUN or workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(input.model_copy(update={"passes": self._passes, "pending": self._reasons}))
+            await workflow.wait_condition(lambda: self._wake_at is not None)
+            assert self._wake_at is not None
+            delay = self._wake_at - workflow.now()
+            if delay > timedelta(0):
+                await workflow.sleep(delay, summary="vision pass after escalation")
+            reasons, self._reasons, self._wake_at = self._reasons, [], None
+            await self._pass(input, reasons)
+
+    async def _pass(self, input: VisionInput, reasons: list[str]) -> None:
+        self._passes += 1
+        self._passes_this_run += 1
+        vision_id = vision_workflow_id(input.tenant, input.app, input.agent)
+        tick = TickRef(heartbeat_id=vision_id, tenant=input.tenant, app=input.app, agent=input.agent, slug="vision",
+                       tick_id=f"{workflow.info().run_id}/{self._passes_this_run}", at=workflow.now(),
+                       trigger="escalation")
+        outputs: dict[str, str] = {}
+        provider = model = ""
+        for step, (phase, template) in enumerate(PHASES.items()):
+            prompt = template.format(reasons="\n".join(f"- {r}" for r in reasons) or "- (none given)", **outputs)
+            response: LlmResponse = await workflow.execute_activity(
+                AGENT_STEP,
+                AgentStepRequest(tick=tick, step=step, prompt=prompt, rows=[], truncated=False, model_tier="premium",
+                                 conversation_mode="isolated", turn=[]),
+                result_type=LlmResponse,
+                summary=f"vision {input.agent} {phase} (premium)",
+                **AGENT_ACTIVITY,
+            )
+            outputs[phase] = response.text
+            provider, model = response.provider, response.model
+        await workflow.execute_local_activity(
+            RECORD_VISION_PLAN,
+            VisionPlan(tick=tick, assess=outputs["assess"], plan=outputs["plan"], act=outputs["act"],
+                       provider=provider, model=model),
+            summary=f"vision {input.agent}: plan written to memory",
+            **STORE_ACTIVITY,
+        )
