@@ -5,8 +5,8 @@ cost, sync throughput, idle memory, SQLite pragmas. `make bench-quick` (< 5 min)
     .venv/bin/python bench/run.py                 # full: larger ramps, 10,000-heartbeat sync
 
 Every phase starts its own dev server (free ports, a temp database, the WAL pragmas of
-temporal-dev.yaml) and runs the product's worker (worker.build_worker: sandboxed runner, default
-cache) in this process. Prints a table; writes bench/results/latest.json. Method: docs/performance.md.
+temporal-dev.yaml) and runs the product's worker (worker.build_worker with the production
+WorkerSettings from the environment) in this process. Prints a table; writes bench/results/latest.json. Method: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from temporalio.client import (  # noqa: E402
     ScheduleSpec,
 )
 
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+
 from activities.contract import PREFILTER, PrefilterRequest, PrefilterResult  # noqa: E402
 from activities.heartbeat_activities import HeartbeatActivities  # noqa: E402
 from bench_workflows import ScheduledTickWorkflow  # noqa: E402
@@ -57,6 +59,8 @@ from workflows.contract import TASK_QUEUE, HeartbeatConfig, HeartbeatInput, Hear
 from workflows.heartbeat import HeartbeatWorkflow  # noqa: E402
 import worker as product_worker  # noqa: E402
 
+WORKER_SETTINGS = product_worker.WorkerSettings.from_env()  # HEARTBEATS_WORKFLOW_SANDBOX=on to compare
+ARM_S = 10.0  # a heartbeat's first workflow task runs this long before its first due time
 INTERVAL_S = 300  # 5-minute heartbeats: salts spread phases over 300 s
 P99_TARGET_S = 1.0
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -147,18 +151,12 @@ class Env:
         self._server_cm = running_dev_server_async(config, quiet=True)
         self.server = await self._server_cm.__aenter__()
         self.client = await Client.connect(self.server.address, namespace=self.server.namespace,
-                                           interceptors=self.interceptors)
+                                           interceptors=self.interceptors, data_converter=pydantic_data_converter)
         self.store = await open_store(f"sqlite:///{self.folder / (self.name + '-store.db')}")
         activities = TimedActivities(self.store, default_registry(), self.probe)
-        if not self.extra:
-            worker = product_worker.build_worker(self.client, activities)
-        else:  # the peers' short workflow on the same worker (same runner, same activities)
-            from temporalio.worker import Worker
-
-            worker = Worker(self.client, task_queue=TASK_QUEUE,
-                            workflows=[*product_worker.WORKFLOWS, ScheduledTickWorkflow],
-                            activities=activities.all(), workflow_runner=product_worker.workflow_runner(),
-                            graceful_shutdown_timeout=timedelta(seconds=2))
+        # The product's worker with its production settings; the peers' short workflow runs on it too.
+        worker = product_worker.build_worker(self.client, activities, settings=WORKER_SETTINGS,
+                                             extra_workflows=[ScheduledTickWorkflow] if self.extra else ())
         self.worker = worker
         self._worker_task = asyncio.create_task(worker.run())
         await asyncio.sleep(0.5)
@@ -236,6 +234,7 @@ class Step:
     worker_rss: float
     substantive: int = 0
     started_late: bool = False
+    breakdown: dict[str, Any] = field(default_factory=dict)
 
     @property
     def p50(self):
@@ -258,23 +257,11 @@ class Step:
                 "start_rate_per_s": round(self.start_rate, 1), "server_cpu_cores": round(self.server_cpu, 2),
                 "server_rss_mib": round(self.server_rss), "worker_cpu_cores": round(self.worker_cpu, 2),
                 "worker_rss_mib": round(self.worker_rss), "started_late": self.started_late,
-                "p99_within_target": self.ok}
+                "p99_within_target": self.ok, "lateness_breakdown_p50_s": self.breakdown}
 
 
 def _r(x):
     return None if x is None else round(x, 3)
-
-
-SETTLE = {"per_workflow_s": 0.04}  # worker time per new workflow's first task (sandbox set-up), learnt per step
-
-
-async def wait_worker_quiet(deadline: float) -> None:
-    """Until this process (the worker) uses < 0.15 core over 0.5 s, or the deadline."""
-    while time.time() < deadline:
-        c0 = proc_cpu_s(os.getpid())
-        await asyncio.sleep(0.5)
-        if proc_cpu_s(os.getpid()) - c0 < 0.075:
-            return
 
 
 async def tick_step(folder: Path, variant: str, rate: float, window: float, *, start_rate_guess: float,
@@ -284,7 +271,7 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
     async with Env(folder, f"{variant}-{rate:g}-{uuid.uuid4().hex[:4]}", extra_workflows=variant != "ours") as env:
         # Room for the starts and for the worker's first task of each new workflow (sandbox set-up),
         # so that the set-up backlog is over before the first due time.
-        lead = 4.0 + (n / start_rate_guess + (n * SETTLE["per_workflow_s"] if variant == "ours" else 0)) * 1.3
+        lead = 4.0 + (ARM_S if variant == "ours" else 0) + n / start_rate_guess * 1.3
         t0 = float(int(time.time() + lead))
         chosen = tenants_due_in(t0, window, n, prefix=f"t{variant[:2]}{int(rate)}x")
         configs = [config_for(t) for t, _ in chosen]
@@ -293,9 +280,14 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
         before_start = time.monotonic()
         if variant == "ours":
             last_due = datetime.fromtimestamp(t0 - 0.001, UTC)
-            thunks = [lambda c=c: env.client.start_workflow(
+            # Each workflow's first task (new instance, sandbox) runs ARM_S before its due time, so
+            # new workflows arrive at the tick rate, as cache misses do in steady state, rather than
+            # as one burst whose queueing would be baked into every first timer.
+            thunks = [lambda c=c, due=due: env.client.start_workflow(
                 HeartbeatWorkflow.run, HeartbeatInput(config=c, state=HeartbeatState(last_due=last_due)),
-                id=c.workflow_id, task_queue=TASK_QUEUE) for c in configs]
+                id=c.workflow_id, task_queue=TASK_QUEUE,
+                start_delay=timedelta(seconds=max(0.0, due - ARM_S - time.time())))
+                for c, (_, due) in zip(configs, chosen)]
         elif variant == "schedules":
             thunks = [lambda c=c: env.client.create_schedule(
                 f"sched:{c.workflow_id}",
@@ -309,9 +301,6 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
         await bounded(32, thunks)
         start_seconds = max(time.monotonic() - before_start, 1e-3)
         start_rate = len(thunks) / start_seconds if thunks else 0.0
-        if variant == "ours":
-            await wait_worker_quiet(t0)
-            SETTLE["per_workflow_s"] = max(0.005, (time.monotonic() - before_start - start_seconds) / n)
         started_late = time.time() > t0
         if started_late:
             print(f"    warning: setup ended {time.time() - t0:.1f}s after the first due time", file=sys.stderr)
@@ -330,13 +319,47 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
         ids = {c.workflow_id for c in configs}
         seen = {k: v for k, v in env.probe.starts.items() if k in ids}
         lateness = [start - due for due, start in seen.values()]
+        breakdown = await lateness_breakdown(env, configs, seen) if variant == "ours" else {}
         if history_out is not None and variant == "ours":
             history_out.update(await history_cost(env, configs, subst))
         step = Step(variant, rate, n, window, lateness, len(seen), start_rate,
-                    (c1[0] - c0[0]) / elapsed, c1[1], (c1[2] - c0[2]) / elapsed, c1[3], len(subst), started_late)
+                    (c1[0] - c0[0]) / elapsed, c1[1], (c1[2] - c0[2]) / elapsed, c1[3], len(subst), started_late,
+                    breakdown)
         if variant == "schedules":  # stop them before the server goes (no load on the next phase anyway)
             pass
         return step
+
+
+async def lateness_breakdown(env: Env, configs: list[HeartbeatConfig], seen: dict[str, tuple[float, float]],
+                             sample: int = 60) -> dict[str, Any]:
+    """Where the lateness of the measured tick goes, from the histories of a sample of heartbeats (p50 s):
+    armed = timer's intended fire − due (the task that set it completed late); fired = TimerFired −
+    intended fire (server timer queue); dispatched = WorkflowTaskStarted − TimerFired (matching, worker
+    polling); worker = pre-filter start − WorkflowTaskStarted (worker queueing, local activity)."""
+    from temporalio.api.enums.v1 import EventType as E
+
+    parts: dict[str, list[float]] = {"armed": [], "fired": [], "dispatched": [], "worker": []}
+    step = max(1, len(configs) // sample)
+    for cfg in configs[::step]:
+        if cfg.workflow_id not in seen:
+            continue
+        due, started = seen[cfg.workflow_id]
+        events = list((await env.client.get_workflow_handle(cfg.workflow_id).fetch_history()).events)
+        ts = lambda e: e.event_time.seconds + e.event_time.nanos / 1e9  # noqa: E731
+        intended = None
+        for i, e in enumerate(events):
+            if e.event_type == E.EVENT_TYPE_TIMER_STARTED:
+                duration = e.timer_started_event_attributes.start_to_fire_timeout
+                intended = ts(e) + duration.seconds + duration.nanos / 1e9
+            elif e.event_type == E.EVENT_TYPE_TIMER_FIRED and intended is not None and abs(intended - due) < 60:
+                wft = next((x for x in events[i:] if x.event_type == E.EVENT_TYPE_WORKFLOW_TASK_STARTED), None)
+                parts["armed"].append(intended - due)
+                parts["fired"].append(ts(e) - intended)
+                if wft is not None:
+                    parts["dispatched"].append(ts(wft) - ts(e))
+                    parts["worker"].append(started - ts(wft))
+                break
+    return {k: _r(pct(v, 0.5)) for k, v in parts.items()} | {"sampled": len(parts["armed"])}
 
 
 async def poll_loop(env: Env, folder: Path, chosen: list[tuple[str, float]], configs: list[HeartbeatConfig],
@@ -373,6 +396,8 @@ async def ramp(folder: Path, variant: str, rates: list[float], window: float, su
         steps.append(step)
         print(f"    p50 {_fmt(step.p50)} p99 {_fmt(step.p99)} completed {step.completed}/{step.n} "
               f"server {step.server_cpu:.2f} cores, worker {step.worker_cpu:.2f} cores", flush=True)
+        if step.breakdown:
+            print(f"    lateness p50 by stage: {step.breakdown}", flush=True)
         if not step.ok:
             break
     return steps
@@ -469,7 +494,7 @@ def app_manifest(index: int, per_app: int, time_of_day: str) -> AppManifest:
 
 
 async def sync_bench(folder: Path, apps: int, per_app: int) -> dict[str, Any]:
-    from client.sync import apply_plan, plan_install, uninstall_app
+    from client.sync import apply_plans, plan_install, uninstall_apps
 
     counter = WriteCounter()
     n = apps * per_app
@@ -477,42 +502,64 @@ async def sync_bench(folder: Path, apps: int, per_app: int) -> dict[str, Any]:
         await env.store.upsert_tenant(tenant="acme", timezone="UTC")
         far = (datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M")  # nothing ticks during the bench
         manifests = [app_manifest(i, per_app, far) for i in range(apps)]
-        gc.collect()
-        await asyncio.sleep(1)
-        rss0 = proc_rss_mib(os.getpid())
 
-        async def install_all() -> float:
+        async def install_all() -> float:  # what `heartbeats sync` does for a folder of manifests
             t = time.monotonic()
-            for m in manifests:
-                installed = await env.store.get_app(tenant="acme", app=m.id)
-                await apply_plan(env.client, env.store,
-                                 plan_install(m, tenant="acme", tenant_timezone="UTC", installed=installed))
+            plans = [plan_install(m, tenant="acme", tenant_timezone="UTC",
+                                  installed=await env.store.get_app(tenant="acme", app=m.id)) for m in manifests]
+            await apply_plans(env.client, env.store, plans)
             return time.monotonic() - t
 
         install_s = await install_all()
         install_writes = counter.writes
-        # Idle cost: let every workflow run its first task and go to sleep (cached by the worker).
-        await asyncio.sleep(5 + n / 500)
-        gc.collect()
-        rss1 = proc_rss_mib(os.getpid())
         counter.writes = 0
         resync_s = await install_all()
         resync_writes = counter.writes
         counter.writes = 0
         t = time.monotonic()
-        for m in manifests:
-            await uninstall_app(env.client, env.store, tenant="acme", app=m.id)
+        await uninstall_apps(env.client, env.store, tenant="acme", apps=[m.id for m in manifests])
         uninstall_s = time.monotonic() - t
-        cache = 1000  # temporalio Worker default max_cached_workflows; build_worker keeps the default
-        cached = min(n, cache)
         return {"heartbeats": n, "apps": apps, "install_s": round(install_s, 2),
                 "install_heartbeats_per_s": round(n / install_s, 1), "install_writes": install_writes,
                 "resync_unchanged_s": round(resync_s, 3), "resync_unchanged_writes": resync_writes,
                 "resync_heartbeats_per_s": round(n / resync_s, 1), "uninstall_s": round(uninstall_s, 2),
                 "uninstall_heartbeats_per_s": round(n / uninstall_s, 1), "uninstall_writes": counter.writes,
-                "worker_rss_before_mib": round(rss0, 1), "worker_rss_after_mib": round(rss1, 1),
-                "max_cached_workflows": cache, "cached_workflows": cached,
-                "idle_kib_per_heartbeat": round((rss1 - rss0) * 1024 / cached, 1)}
+}
+
+
+async def wait_worker_quiet(deadline: float) -> None:
+    """Until this process (the worker) uses < 0.1 core over 1 s, or the deadline."""
+    while time.time() < deadline:
+        c0 = proc_cpu_s(os.getpid())
+        await asyncio.sleep(1.0)
+        if proc_cpu_s(os.getpid()) - c0 < 0.1:
+            return
+
+
+async def idle_bench(folder: Path, small: int, large: int) -> dict[str, Any]:
+    """Worker memory per idle heartbeat: the slope of worker RSS between `small` and `large` cached,
+    sleeping heartbeats (daily, due 12 h later), so fixed costs (imports, caches warming) cancel out."""
+    async with Env(folder, f"idle-{large}") as env:
+        far = (datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M")
+        heartbeat = HeartbeatSpec.model_validate({"slug": "daily", "skill": "_internal_app_records", "tool": "query",
+                                                  "params": {"record_type": "item"}, "schedule_type": "daily",
+                                                  "time_of_day": far})
+        rss: dict[int, float] = {}
+        started = 0
+        for count in (small, large):
+            configs = [HeartbeatConfig(tenant=f"idle{i}", app="bench", agent="agent", heartbeat=heartbeat)
+                       for i in range(started, count)]
+            await bounded(32, [lambda c=c: env.client.start_workflow(
+                HeartbeatWorkflow.run, HeartbeatInput(config=c), id=c.workflow_id, task_queue=TASK_QUEUE)
+                for c in configs])
+            started = count
+            await wait_worker_quiet(time.time() + 60 + count / 50)
+            gc.collect()
+            rss[count] = proc_rss_mib(os.getpid())
+        assert large <= WORKER_SETTINGS.max_cached_workflows  # every one of them stays cached
+        return {"small": small, "large": large, "worker_rss_small_mib": round(rss[small], 1),
+                "worker_rss_large_mib": round(rss[large], 1),
+                "idle_kib_per_heartbeat": round((rss[large] - rss[small]) * 1024 / (large - small), 1)}
 
 
 # ---------------------------------------------------------------------------------- (6) pragmas
@@ -553,21 +600,23 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small ramps and a 500-heartbeat sync (< 5 min)")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["ours", "schedules", "poller", "sync", "pragmas"])
+                        choices=["ours", "schedules", "poller", "sync", "idle", "pragmas"])
     args = parser.parse_args()
     quick = args.quick
     if quick:
-        ours_rates, sched_rates, poll_rate, window = [25, 50, 100], [10, 25], 25, 15.0
+        ours_rates, sched_rates, poll_rate, window = [25, 35, 50], [10, 20], 25, 15.0
         apps, per_app = 50, 10
     else:
-        ours_rates, sched_rates, poll_rate, window = [25, 50, 75, 100, 150, 200], [10, 20, 40, 60], 50, 30.0
+        ours_rates, sched_rates, poll_rate, window = [25, 35, 50, 75, 100], [5, 10, 15, 20, 30], 25, 30.0
         apps, per_app = 1000, 10
     t_start = time.monotonic()
     facts = machine_facts()
     print(f"machine: {facts['cores']} cores ({facts['cpu']}), {facts['memory_gib']} GiB, {facts['kernel']}, "
           f"python {facts['python']}, temporalio {facts['temporalio']}, {facts['temporal_cli'].splitlines()[0] if facts['temporal_cli'] else ''}",
           flush=True)
-    result: dict[str, Any] = {"mode": "quick" if quick else "full", "machine": facts}
+    result: dict[str, Any] = {"mode": "quick" if quick else "full", "machine": facts,
+                              "worker_settings": {"sandboxed": WORKER_SETTINGS.sandboxed,
+                                                  "max_cached_workflows": WORKER_SETTINGS.max_cached_workflows}}
     history: dict[str, Any] = {}
     steps: dict[str, list[Step]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -584,8 +633,12 @@ async def main() -> None:
             s = steps["poller"][0]
             print(f"    p50 {_fmt(s.p50)} p99 {_fmt(s.p99)} completed {s.completed}/{s.n}", flush=True)
         if "sync" not in args.skip:
-            print(f"(4)(5) sync: install / re-sync / uninstall {apps * per_app} heartbeats; idle memory", flush=True)
+            print(f"(4) sync: install / re-sync / uninstall {apps * per_app} heartbeats", flush=True)
             result["sync"] = await sync_bench(folder, apps, per_app)
+        if "idle" not in args.skip:
+            small, large = (500, 1500) if quick else (1000, 5000)
+            print(f"(5) idle memory: worker RSS at {small} and {large} sleeping heartbeats", flush=True)
+            result["idle"] = await idle_bench(folder, small, large)
     if "pragmas" not in args.skip:
         result["sqlite_pragmas"] = RECORDED_PRAGMAS if quick else pragma_rerun()
 
@@ -616,7 +669,7 @@ async def main() -> None:
         "resync_unchanged_s": sync.get("resync_unchanged_s"),
         "resync_unchanged_writes": sync.get("resync_unchanged_writes"),
         "uninstall_heartbeats_per_s": sync.get("uninstall_heartbeats_per_s"),
-        "idle_kib_per_heartbeat": sync.get("idle_kib_per_heartbeat"),
+        "idle_kib_per_heartbeat": result.get("idle", {}).get("idle_kib_per_heartbeat"),
         "history": history,
         "steps": {k: [s.to_json() for s in v] for k, v in steps.items()},
         "wall_s": round(time.monotonic() - t_start, 1),

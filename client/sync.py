@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 WORKFLOW_TYPE = "HeartbeatWorkflow"
 # Temporal calls in flight at once: enough for 10,000 heartbeats in seconds, gentle on a dev server.
 CONCURRENCY = 32
+# Apps applied at once (each also does a visibility query and a store write): keeps 32 calls busy
+# when apps have few heartbeats each.
+APP_CONCURRENCY = 8
 # Above this many Temporal calls the CLI shows a progress bar (on a terminal).
 PROGRESS_THRESHOLD = 50
 # Rows of the per-heartbeat table; larger installs show the changes first and a count of the rest.
@@ -550,13 +553,17 @@ async def apply_plans(
     *,
     progress: Callable[[int], Progress | None] | None = None,
 ) -> list[InstallResult]:
-    """Apply plans one app after another (calls concurrent within each, bounded across all).
+    """Apply the plans, `APP_CONCURRENCY` apps at a time, their Temporal calls bounded across all.
 
-    `progress(total_calls)` may return a callback that is told of each completed Temporal call.
+    Each app is recorded once its own calls succeeded; the first failure stops the apps not yet
+    applied and is raised (installing again repairs the rest). `progress(total_calls)` may return
+    a callback that is told of each completed Temporal call.
     """
     report = progress(sum(planned_calls(plan) for plan in plans)) if progress else None
-    limiter = Limiter(CONCURRENCY, report)
-    return [await apply_plan(client, store, plan, limiter=limiter) for plan in plans]
+    calls = Limiter(CONCURRENCY, report)
+    return await Limiter(APP_CONCURRENCY).run(
+        [lambda plan=plan: apply_plan(client, store, plan, limiter=calls) for plan in plans]
+    )
 
 
 async def install_manifests(
@@ -586,11 +593,16 @@ async def sync_folder(
         plans = await plan_manifests(store, loaded, tenant=tenant)
     installed = await apply_plans(client, store, plans, progress=progress)
     keep = {item.manifest.id for item in loaded}
-    removed = []
-    for app in await store.list_apps(tenant=tenant):
-        if app.id not in keep:
-            removed.append(await uninstall_app(client, store, tenant=tenant, app=app.id))
-    return installed, removed
+    gone = [app.id for app in await store.list_apps(tenant=tenant) if app.id not in keep]
+    return installed, await uninstall_apps(client, store, tenant=tenant, apps=gone)
+
+
+async def uninstall_apps(client: Client, store: Store, *, tenant: str, apps: Sequence[str]) -> list[UninstallResult]:
+    """Uninstall several apps of a tenant, `APP_CONCURRENCY` at a time, their calls bounded across all."""
+    calls = Limiter(CONCURRENCY)
+    return await Limiter(APP_CONCURRENCY).run(
+        [lambda app=app: uninstall_app(client, store, tenant=tenant, app=app, limiter=calls) for app in apps]
+    )
 
 
 def _bind(function: Callable[..., Awaitable[T]], *args: Any) -> Callable[[], Awaitable[T]]:

@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from client.local_server import DevServerConfig, running_dev_server_async
 from store import Store
-from worker import build_worker
+from worker import WorkerSettings, build_worker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,8 +78,10 @@ async def running_worker(client: Client, store: Store, skills=None, task_queue: 
     from skills.registry import default_registry
     from workflows.contract import TASK_QUEUE
 
+    # Tests run the workflows in the sandbox, which rejects non-deterministic calls the unsandboxed
+    # production runner would let through.
     worker = build_worker(client, HeartbeatActivities(store, skills or default_registry()),
-                          task_queue=task_queue or TASK_QUEUE)
+                          task_queue=task_queue or TASK_QUEUE, settings=WorkerSettings(sandboxed=True))
     async with worker:
         yield worker
 
