@@ -704,11 +704,13 @@ async def main() -> None:
     print(table(summary))
     if result["capacity_is_lower_bound"]:
         print("\nnote: every step of the ramp met p99 <= 1 s: capacity is at least the top rate tried.")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = RESULTS.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(result, indent=2) + "\n")
-    tmp_path.replace(RESULTS)
-    print(f"\nwrote {RESULTS.relative_to(ROOT)} ({result['wall_s']:.0f}s)")
+    # latest.json is the last run of either kind; quick.json / full.json keep the last of each.
+    for target in (RESULTS, RESULTS.with_name(f"{result['mode']}.json")):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = target.with_suffix(".json.tmp")
+        tmp_path.write_text(json.dumps(result, indent=2) + "\n")
+        tmp_path.replace(target)
+    print(f"\nwrote {RESULTS.relative_to(ROOT)} and {result['mode']}.json ({result['wall_s']:.0f}s)")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ async def dev_server(tmp_path: Path) -> AsyncIterator[tuple[Client, str]]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(client: Client, store: Store, skills=None, task_queue: str | None = None):
+async def running_worker(client: Client, store: Store, skills=None, task_queue: str | None = None,
+                         settings: WorkerSettings | None = None):
     from activities.heartbeat_activities import HeartbeatActivities
     from skills.registry import default_registry
     from workflows.contract import TASK_QUEUE
@@ -81,7 +82,7 @@ async def running_worker(client: Client, store: Store, skills=None, task_queue: 
     # Tests run the workflows in the sandbox, which rejects non-deterministic calls the unsandboxed
     # production runner would let through.
     worker = build_worker(client, HeartbeatActivities(store, skills or default_registry()),
-                          task_queue=task_queue or TASK_QUEUE, settings=WorkerSettings(sandboxed=True))
+                          task_queue=task_queue or TASK_QUEUE, settings=settings or WorkerSettings(sandboxed=True))
     async with worker:
         yield worker
 

@@ -27,6 +27,7 @@ from workflows.contract import (
     HeartbeatStatusView,
 )
 from workflows.heartbeat import HeartbeatWorkflow
+from worker import WorkerSettings
 
 TENANT = "acme"
 
@@ -136,6 +137,20 @@ async def test_invoke_always_wakes_the_agent_and_heartbeat_ok_is_suppressed(env,
         view = await status(handle)
     assert [r["outcome"] for r in got] == ["suppressed", "suppressed"]
     assert view.last_heartbeat_ok_at is not None
+
+
+async def test_the_production_worker_settings_tick_the_same(env, store):
+    # Tests run the sandbox; production runs without it (worker.WorkerSettings): both must tick alike.
+    await store.put_record(tenant=TENANT, app="marketing", record_type="kpi", record_id="k1", data={"v": 1})
+    heartbeat = spec(interval_minutes=30)
+    async with running_worker(env.client, store, settings=WorkerSettings()):
+        handle = await start(env.client, heartbeat)
+        fires = upcoming_fires(heartbeat, tenant_id=TENANT, after=(await handle.describe()).start_time, count=2)
+        await sleep_until(env, fires[1] + timedelta(seconds=30))
+        got = await receipts(store, handle)
+    assert not WorkerSettings().sandboxed
+    assert [at(r) for r in got] == fires
+    assert [(r["outcome"], r["rows"]) for r in got] == [("substantive", 1)] * 2
 
 
 async def test_cooldown_skips_grid_points_with_a_receipt(env, store):

@@ -801,6 +801,21 @@ async def test_many_heartbeats_run_concurrently_but_bounded(env: Installer) -> N
     await env.visible("big", count)
 
 
+async def test_many_small_apps_are_applied_concurrently_and_all_recorded(env: Installer) -> None:
+    # 12 apps of 3 heartbeats: one app at a time could never have more than 3 starts in flight.
+    apps = [f"app{i:02d}" for i in range(12)]
+    loaded = [LoadedManifest(Path(f"{app}.yaml"), quiet_manifest(app, {"a": ["x", "y", "z"]})) for app in apps]
+    results = await sync.install_manifests(env.recorded, env.store, loaded, tenant=env.tenant)
+    assert [r.app for r in results] == apps  # results keep the manifests' order
+    assert all(len(r.started) == 3 for r in results)
+    assert 3 < env.recorder.max_in_flight_starts <= sync.CONCURRENCY
+    recorded = {app.id for app in await env.store.list_apps(tenant=env.tenant)}
+    assert set(apps) <= recorded
+    removed = await sync.uninstall_apps(env.recorded, env.store, tenant=env.tenant, apps=apps)
+    assert [len(r.cancelled) for r in removed] == [3] * 12
+    assert {app.id for app in await env.store.list_apps(tenant=env.tenant)} == recorded - set(apps)
+
+
 async def test_limiter_surfaces_the_first_error_itself() -> None:
     async def fail() -> None:
         raise ValueError("first")
