@@ -358,12 +358,18 @@ class Limiter:
         return [task.result() for task in tasks]
 
 
+def tenant_query(tenant: str) -> str:
+    """Visibility query of a tenant's running heartbeat workflows (ids are `[a-z][a-z0-9_-]*`)."""
+    return f'WorkflowType="{WORKFLOW_TYPE}" AND HeartbeatTenant="{tenant}" AND ExecutionStatus="Running"'
+
+
 def app_query(tenant: str, app: str) -> str:
-    """Visibility query of an app's running heartbeat workflows (ids are `[a-z][a-z0-9_-]*`)."""
+    """Visibility query of an app's running heartbeat workflows."""
     return (
         f'WorkflowType="{WORKFLOW_TYPE}" AND HeartbeatTenant="{tenant}" AND HeartbeatApp="{app}"'
         ' AND ExecutionStatus="Running"'
     )
+
 
 
 async def running_ids(client: Client, query: str) -> set[str]:
@@ -448,19 +454,26 @@ def planned_calls(plan: AppPlan) -> int:
 
 
 async def apply_plan(
-    client: Client, store: Store, plan: AppPlan, *, limiter: Limiter | None = None
+    client: Client, store: Store, plan: AppPlan, *, limiter: Limiter | None = None,
+    listed_running: set[str] | None = None,
 ) -> InstallResult:
-    """Make Temporal match the plan, then record the app (only after every call succeeded)."""
+    """Make Temporal match the plan, then record the app (only after every call succeeded).
+
+    `listed_running`: the tenant's running heartbeat ids from one visibility listing, which many
+    unchanged apps share instead of a count query each (see apply_plans).
+    """
     limiter = limiter or Limiter()
     result = InstallResult(app=plan.app, tenant=plan.tenant, app_unchanged=plan.app_unchanged)
     query = app_query(plan.tenant, plan.app)
     if plan.app_unchanged:
         expected = {cfg.workflow_id: cfg for cfg in plan.unchanged}
-        counted = await client.count_workflows(query)
         missing: list[HeartbeatConfig] = []
-        if counted.count < len(expected):
+        if listed_running is None and (await client.count_workflows(query)).count >= len(expected):
+            listed = set(expected)
+        else:
+            listed = listed_running if listed_running is not None else await running_ids(client, query)
+        if not expected.keys() <= listed:
             # Visibility lags a little behind starts: confirm with describe (consistent) first.
-            listed = await running_ids(client, query)
             unlisted = [cfg for wid, cfg in expected.items() if wid not in listed]
             running = await limiter.run([_bind(is_running, client, cfg.workflow_id) for cfg in unlisted])
             missing = [cfg for cfg, up in zip(unlisted, running, strict=True) if not up]
@@ -561,8 +574,16 @@ async def apply_plans(
     """
     report = progress(sum(planned_calls(plan) for plan in plans)) if progress else None
     calls = Limiter(CONCURRENCY, report)
+    listed: set[str] | None = None
+    unchanged_tenants = {plan.tenant for plan in plans if plan.app_unchanged}
+    if sum(plan.app_unchanged for plan in plans) > 1:
+        # One listing per tenant, not one count per app: each visibility query scans the tenant's
+        # workflows, so 1,000 unchanged apps would cost 1,000 scans.
+        listed = set()
+        for tenant in sorted(unchanged_tenants):
+            listed |= await running_ids(client, tenant_query(tenant))
     return await Limiter(APP_CONCURRENCY).run(
-        [lambda plan=plan: apply_plan(client, store, plan, limiter=calls) for plan in plans]
+        [lambda plan=plan: apply_plan(client, store, plan, limiter=calls, listed_running=listed) for plan in plans]
     )
 
 
