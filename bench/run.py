@@ -507,7 +507,9 @@ async def sync_bench(folder: Path, apps: int, per_app: int) -> dict[str, Any]:
             t = time.monotonic()
             plans = [plan_install(m, tenant="acme", tenant_timezone="UTC",
                                   installed=await env.store.get_app(tenant="acme", app=m.id)) for m in manifests]
+            planned = time.monotonic()
             await apply_plans(env.client, env.store, plans)
+            print(f"    planned in {planned - t:.2f}s, applied in {time.monotonic() - planned:.2f}s", flush=True)
             return time.monotonic() - t
 
         install_s = await install_all()
@@ -605,7 +607,7 @@ async def main() -> None:
     quick = args.quick
     if quick:
         ours_rates, sched_rates, poll_rate, window = [25, 35, 50], [10, 20], 25, 15.0
-        apps, per_app = 50, 10
+        apps, per_app = int(os.environ.get("BENCH_SYNC_APPS", 50)), 10
     else:
         ours_rates, sched_rates, poll_rate, window = [25, 35, 50, 75, 100], [5, 10, 15, 20, 30], 25, 30.0
         apps, per_app = 1000, 10
@@ -704,13 +706,15 @@ async def main() -> None:
     print(table(summary))
     if result["capacity_is_lower_bound"]:
         print("\nnote: every step of the ramp met p99 <= 1 s: capacity is at least the top rate tried.")
-    # latest.json is the last run of either kind; quick.json / full.json keep the last of each.
-    for target in (RESULTS, RESULTS.with_name(f"{result['mode']}.json")):
+    # latest.json is the last complete run of either kind; quick.json / full.json keep the last of
+    # each; a run with --skip writes partial.json only.
+    targets = [RESULTS.with_name("partial.json")] if args.skip else [RESULTS, RESULTS.with_name(f"{result['mode']}.json")]
+    for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp_path = target.with_suffix(".json.tmp")
         tmp_path.write_text(json.dumps(result, indent=2) + "\n")
         tmp_path.replace(target)
-    print(f"\nwrote {RESULTS.relative_to(ROOT)} and {result['mode']}.json ({result['wall_s']:.0f}s)")
+    print(f"\nwrote {', '.join(str(t.relative_to(ROOT)) for t in targets)} ({result['wall_s']:.0f}s)")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ CONCURRENCY = 32
 # Apps applied at once (each also does a visibility query and a store write): keeps 32 calls busy
 # when apps have few heartbeats each.
 APP_CONCURRENCY = 8
+# Unchanged apps checked by one visibility count (a query of bounded length).
+COUNT_BATCH = 100
 # Above this many Temporal calls the CLI shows a progress bar (on a terminal).
 PROGRESS_THRESHOLD = 50
 # Rows of the per-heartbeat table; larger installs show the changes first and a count of the rest.
@@ -455,12 +457,12 @@ def planned_calls(plan: AppPlan) -> int:
 
 async def apply_plan(
     client: Client, store: Store, plan: AppPlan, *, limiter: Limiter | None = None,
-    listed_running: set[str] | None = None,
+    counted_complete: bool = False,
 ) -> InstallResult:
     """Make Temporal match the plan, then record the app (only after every call succeeded).
 
-    `listed_running`: the tenant's running heartbeat ids from one visibility listing, which many
-    unchanged apps share instead of a count query each (see apply_plans).
+    `counted_complete`: a count shared with other unchanged apps already found all of this app's
+    workflows running (see apply_plans), so its own count query is skipped.
     """
     limiter = limiter or Limiter()
     result = InstallResult(app=plan.app, tenant=plan.tenant, app_unchanged=plan.app_unchanged)
@@ -468,12 +470,9 @@ async def apply_plan(
     if plan.app_unchanged:
         expected = {cfg.workflow_id: cfg for cfg in plan.unchanged}
         missing: list[HeartbeatConfig] = []
-        if listed_running is None and (await client.count_workflows(query)).count >= len(expected):
-            listed = set(expected)
-        else:
-            listed = listed_running if listed_running is not None else await running_ids(client, query)
-        if not expected.keys() <= listed:
+        if not counted_complete and (await client.count_workflows(query)).count < len(expected):
             # Visibility lags a little behind starts: confirm with describe (consistent) first.
+            listed = await running_ids(client, query)
             unlisted = [cfg for wid, cfg in expected.items() if wid not in listed]
             running = await limiter.run([_bind(is_running, client, cfg.workflow_id) for cfg in unlisted])
             missing = [cfg for cfg, up in zip(unlisted, running, strict=True) if not up]
@@ -574,17 +573,31 @@ async def apply_plans(
     """
     report = progress(sum(planned_calls(plan) for plan in plans)) if progress else None
     calls = Limiter(CONCURRENCY, report)
-    listed: set[str] | None = None
-    unchanged_tenants = {plan.tenant for plan in plans if plan.app_unchanged}
-    if sum(plan.app_unchanged for plan in plans) > 1:
-        # One listing per tenant, not one count per app: each visibility query scans the tenant's
-        # workflows, so 1,000 unchanged apps would cost 1,000 scans.
-        listed = set()
-        for tenant in sorted(unchanged_tenants):
-            listed |= await running_ids(client, tenant_query(tenant))
+    complete = await unchanged_apps_all_running(client, [plan for plan in plans if plan.app_unchanged])
     return await Limiter(APP_CONCURRENCY).run(
-        [lambda plan=plan: apply_plan(client, store, plan, limiter=calls, listed_running=listed) for plan in plans]
+        [lambda plan=plan: apply_plan(client, store, plan, limiter=calls, counted_complete=plan.app in complete)
+         for plan in plans]
     )
+
+
+async def unchanged_apps_all_running(client: Client, plans: Sequence[AppPlan]) -> set[str]:
+    """Apps (of one tenant) whose heartbeats all run, from one count per `COUNT_BATCH` apps.
+
+    Each visibility count scans the tenant's workflows, so 1,000 unchanged apps counted one by one
+    cost 1,000 scans. A batch whose count is short is left out: its apps are counted one by one.
+    """
+    if len(plans) < 2:
+        return set()
+    complete: set[str] = set()
+    for tenant in sorted({plan.tenant for plan in plans}):
+        mine = [plan for plan in plans if plan.tenant == tenant]
+        for start in range(0, len(mine), COUNT_BATCH):
+            batch = mine[start : start + COUNT_BATCH]
+            apps = ", ".join(f'"{plan.app}"' for plan in batch)
+            counted = await client.count_workflows(f"{tenant_query(tenant)} AND HeartbeatApp IN ({apps})")
+            if counted.count >= sum(len(plan.unchanged) for plan in batch):
+                complete |= {plan.app for plan in batch}
+    return complete
 
 
 async def install_manifests(
