@@ -704,7 +704,7 @@ async def main() -> None:
                             f"{history[f'history_at_can_events_{kind}']} events, "
                             f"{history[f'history_at_can_kib_{kind}']} KiB after {history[f'can_after_ticks_{kind}']} ticks", ""])
     print(table(summary))
-    if result["capacity_is_lower_bound"]:
+    if steps.get("ours") and result["capacity_is_lower_bound"]:
         print("\nnote: every step of the ramp met p99 <= 1 s: capacity is at least the top rate tried.")
     # latest.json is the last complete run of either kind; quick.json / full.json keep the last of
     # each; a run with --skip writes partial.json only.
