@@ -67,7 +67,7 @@ class WorkerSettings:
         return cls(sandboxed=sandbox in ("on", "1", "true"), max_cached_workflows=int(cached))
 
 
-def workflow_runner(sandboxed: bool = True) -> WorkflowRunner:
+def workflow_runner(sandboxed: bool) -> WorkflowRunner:
     if not sandboxed:
         return UnsandboxedWorkflowRunner()
     return SandboxedWorkflowRunner(

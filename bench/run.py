@@ -269,8 +269,7 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
     """One load level on a fresh server: N = rate × window heartbeats, each due once in the window."""
     n = max(1, round(rate * window))
     async with Env(folder, f"{variant}-{rate:g}-{uuid.uuid4().hex[:4]}", extra_workflows=variant != "ours") as env:
-        # Room for the starts and for the worker's first task of each new workflow (sandbox set-up),
-        # so that the set-up backlog is over before the first due time.
+        # Room for the starts (and, for ours, the ARM_S their first tasks run ahead of the due time).
         lead = 4.0 + (ARM_S if variant == "ours" else 0) + n / start_rate_guess * 1.3
         t0 = float(int(time.time() + lead))
         chosen = tenants_due_in(t0, window, n, prefix=f"t{variant[:2]}{int(rate)}x")
@@ -280,7 +279,7 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
         before_start = time.monotonic()
         if variant == "ours":
             last_due = datetime.fromtimestamp(t0 - 0.001, UTC)
-            # Each workflow's first task (new instance, sandbox) runs ARM_S before its due time, so
+            # Each workflow's first task (a new instance) runs ARM_S before its due time, so
             # new workflows arrive at the tick rate, as cache misses do in steady state, rather than
             # as one burst whose queueing would be baked into every first timer.
             thunks = [lambda c=c, due=due: env.client.start_workflow(
@@ -325,9 +324,11 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
         step = Step(variant, rate, n, window, lateness, len(seen), start_rate,
                     (c1[0] - c0[0]) / elapsed, c1[1], (c1[2] - c0[2]) / elapsed, c1[3], len(subst), started_late,
                     breakdown)
-        if variant == "schedules":  # stop them before the server goes (no load on the next phase anyway)
-            pass
         return step
+
+
+def event_epoch_s(event) -> float:
+    return event.event_time.seconds + event.event_time.nanos / 1e9
 
 
 async def lateness_breakdown(env: Env, configs: list[HeartbeatConfig], seen: dict[str, tuple[float, float]],
@@ -345,19 +346,18 @@ async def lateness_breakdown(env: Env, configs: list[HeartbeatConfig], seen: dic
             continue
         due, started = seen[cfg.workflow_id]
         events = list((await env.client.get_workflow_handle(cfg.workflow_id).fetch_history()).events)
-        ts = lambda e: e.event_time.seconds + e.event_time.nanos / 1e9  # noqa: E731
         intended = None
         for i, e in enumerate(events):
             if e.event_type == E.EVENT_TYPE_TIMER_STARTED:
                 duration = e.timer_started_event_attributes.start_to_fire_timeout
-                intended = ts(e) + duration.seconds + duration.nanos / 1e9
+                intended = event_epoch_s(e) + duration.seconds + duration.nanos / 1e9
             elif e.event_type == E.EVENT_TYPE_TIMER_FIRED and intended is not None and abs(intended - due) < 60:
                 wft = next((x for x in events[i:] if x.event_type == E.EVENT_TYPE_WORKFLOW_TASK_STARTED), None)
                 parts["armed"].append(intended - due)
-                parts["fired"].append(ts(e) - intended)
+                parts["fired"].append(event_epoch_s(e) - intended)
                 if wft is not None:
-                    parts["dispatched"].append(ts(wft) - ts(e))
-                    parts["worker"].append(started - ts(wft))
+                    parts["dispatched"].append(event_epoch_s(wft) - event_epoch_s(e))
+                    parts["worker"].append(started - event_epoch_s(wft))
                 break
     return {k: _r(pct(v, 0.5)) for k, v in parts.items()} | {"sampled": len(parts["armed"])}
 
@@ -607,7 +607,7 @@ async def main() -> None:
     quick = args.quick
     if quick:
         ours_rates, sched_rates, poll_rate, window = [25, 35, 50], [10, 20], 25, 15.0
-        apps, per_app = int(os.environ.get("BENCH_SYNC_APPS", 50)), 10
+        apps, per_app = 50, 10
     else:
         ours_rates, sched_rates, poll_rate, window = [25, 35, 50, 75, 100], [5, 10, 15, 20, 30], 25, 30.0
         apps, per_app = 1000, 10

@@ -373,7 +373,6 @@ def app_query(tenant: str, app: str) -> str:
     )
 
 
-
 async def running_ids(client: Client, query: str) -> set[str]:
     return {execution.id async for execution in client.list_workflows(query)}
 
