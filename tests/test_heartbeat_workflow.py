@@ -6,6 +6,7 @@ with hand-computed instants: here we check the workflow fires exactly then, and 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -304,3 +305,48 @@ async def test_uninstall_cancel_ends_the_workflow(env, store):
         await env.sleep(timedelta(seconds=5))
         description = await handle.describe()
     assert description.status.name == "CANCELED"
+
+
+async def test_a_slow_prefilter_does_not_delay_the_next_tick(tmp_path, store):
+    """The server starts the next timer when the tick's workflow task completes, after its local
+    activities. The timer is counted from `workflow.now()`, which the SDK moves on as each local
+    activity resolves; counted from the tick's start it would fire late by the pre-filter's
+    duration. Real time on a dev server: a 1.5 s pre-filter, then the armed timer's fire time."""
+    from activities.contract import PREFILTER
+    from temporalio.api.enums.v1 import EventType
+    from tests.temporal_env import dev_server
+
+    slow_s = 1.5
+
+    async def slow_check(ctx, args: dict[str, Any]) -> list[dict]:
+        await asyncio.sleep(slow_s)
+        return []
+
+    registry = default_registry()
+    registry.register(Skill(name="slow", description="a slow upstream", tools={
+        "check": ToolSpec(name="check", risk="LOW", description="slow", parameters={"type": "object"},
+                          handler=slow_check)}))
+    heartbeat = spec(skill="slow", tool="check", params={}, interval_minutes=5)
+    config = HeartbeatConfig(tenant=TENANT, app="marketing", agent="cmo", heartbeat=heartbeat)
+    async with dev_server(tmp_path) as (client, _), running_worker(client, store, skills=registry):
+        # Handled through an hour ago: the first task runs the missed tick at once, then arms the next.
+        handle = await client.start_workflow(
+            HeartbeatWorkflow.run,
+            HeartbeatInput(config=config, state=HeartbeatState(last_due=datetime.now(UTC) - timedelta(hours=1))),
+            id=config.workflow_id, task_queue=TASK_QUEUE)
+        for _ in range(100):
+            events = list((await handle.fetch_history()).events)
+            timers = [e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+            if timers:
+                break
+            await asyncio.sleep(0.1)
+        next_run = datetime.fromisoformat((await status(handle)).next_run.replace("Z", "+00:00"))
+        await handle.cancel()
+    task_started = next(e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
+    marker = next(e for e in events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED)
+    assert PREFILTER in str(marker.marker_recorded_event_attributes.details)
+    timer = timers[0]
+    armed_at = timer.event_time.ToDatetime(tzinfo=UTC)
+    assert armed_at - task_started.event_time.ToDatetime(tzinfo=UTC) >= timedelta(seconds=slow_s)
+    fires_at = armed_at + timer.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+    assert abs(fires_at - next_run) < timedelta(seconds=0.5)  # not ~1.5 s late
