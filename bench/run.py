@@ -61,6 +61,7 @@ import worker as product_worker  # noqa: E402
 
 WORKER_SETTINGS = product_worker.WorkerSettings.from_env()  # HEARTBEATS_WORKFLOW_SANDBOX=on to compare
 OURS_NOOP, OURS_MIX = "ours-noop", "ours-mix"  # HeartbeatWorkflow: no-op ticks; 10% substantive
+WARM_GAP_S = 3.0  # between the warm-up round's last tick and the measured round's first
 MIX_SUBSTANTIVE_SHARE = 0.1
 INTERVAL_S = 300  # 5-minute heartbeats: salts spread phases over 300 s
 P99_TARGET_S = 1.0
@@ -234,7 +235,7 @@ class Step:
     window: float
     lateness: list[float]
     completed: int
-    setup_rate: float
+    start_rate: float
     server_cpu: float
     server_rss: float
     worker_cpu: float
@@ -261,7 +262,7 @@ class Step:
                 "substantive": self.substantive,
                 "p50_lateness_s": _r(self.p50), "p99_lateness_s": _r(self.p99),
                 "max_lateness_s": _r(max(self.lateness) if self.lateness else None),
-                "setup_rate_per_s": round(self.setup_rate, 1), "server_cpu_cores": round(self.server_cpu, 2),
+                "start_rate_per_s": round(self.start_rate, 1), "server_cpu_cores": round(self.server_cpu, 2),
                 "server_rss_mib": round(self.server_rss), "worker_cpu_cores": round(self.worker_cpu, 2),
                 "worker_rss_mib": round(self.worker_rss), "started_late": self.started_late,
                 "p99_within_target": self.ok, "lateness_breakdown_p50_s": self.breakdown}
@@ -271,14 +272,14 @@ def _r(x):
     return None if x is None else round(x, 3)
 
 
-async def tick_step(folder: Path, variant: str, rate: float, window: float, *, setup_rate_guess: float,
+async def tick_step(folder: Path, variant: str, rate: float, window: float, *, start_rate_guess: float,
                     substantive_share: float = 0.0, history_out: dict | None = None) -> Step:
     """One load level on a fresh server: N = rate × window heartbeats, each due once in the window."""
     n = max(1, round(rate * window))
     ours = variant in (OURS_NOOP, OURS_MIX)
     async with Env(folder, f"{variant}-{rate:g}-{uuid.uuid4().hex[:4]}", extra_workflows=not ours) as env:
-        # Room for the set-up: the starts (schedules), or the starts and catch-up ticks (ours).
-        lead = 4.0 + n / setup_rate_guess * 1.3
+        # Room for the starts (and for ours, a warm-up round of one window before the measured one).
+        lead = 4.0 + n / start_rate_guess * 1.3 + (window + WARM_GAP_S if ours else 0.0)
         t0 = float(int(time.time() + lead))
         chosen = tenants_due_in(t0, window, n, prefix=f"t{variant.replace('-', '')[:6]}{int(rate)}x")
         configs = [config_for(t) for t, _ in chosen]
@@ -298,14 +299,15 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
         else:
             thunks = []
         await bounded(32, thunks)
-        if ours:  # set up once every catch-up tick has run and armed the timer of the measured one
-            catch_ups = [(c.workflow_id, due - INTERVAL_S) for c, (_, due) in zip(configs, chosen)]
-            while len(env.probe.seen(catch_ups)) < n and time.time() < t0 - 1.0:
-                await asyncio.sleep(0.2)
-        setup_rate = len(thunks) / max(time.monotonic() - before_start, 1e-3) if thunks else 0.0
-        started_late = time.time() > t0
+        start_rate = len(thunks) / max(time.monotonic() - before_start, 1e-3) if thunks else 0.0
+        warm, ahead = None, window + WARM_GAP_S if ours else 0.0
+        if ours:
+            await wait_worker_quiet(t0 - ahead - 0.5)  # every new workflow's first task done
+            warm = asyncio.create_task(warm_round(env, configs, [due for _, due in chosen], ahead))
+        started_late = time.time() > t0 - ahead
         if started_late:
-            print(f"    warning: setup ended {time.time() - t0:.1f}s after the first due time", file=sys.stderr)
+            print(f"    warning: set-up ended {time.time() - (t0 - ahead):.1f}s after the first "
+                  f"{'warm-up tick' if ours else 'due time'}", file=sys.stderr)
         poller = None
         if variant == "poller":
             poller = asyncio.create_task(poll_loop(env, folder, chosen, configs, t0 + window + 20))
@@ -318,26 +320,38 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
         elapsed = time.monotonic() - w0
         if poller:
             poller.cancel()
+        if warm:
+            await warm
         seen = env.probe.seen([(c.workflow_id, due) for c, (_, due) in zip(configs, chosen)])
         lateness = [start - due for due, start in seen.values()]
         breakdown = await lateness_breakdown(env, configs, seen) if ours else {}
         if history_out is not None and ours:
             history_out.update(await history_cost(env, configs, subst))
-        step = Step(variant, rate, n, window, lateness, len(seen), setup_rate,
+        step = Step(variant, rate, n, window, lateness, len(seen), start_rate,
                     (c1[0] - c0[0]) / elapsed, c1[1], (c1[2] - c0[2]) / elapsed, c1[3], len(subst), started_late,
                     breakdown)
         return step
 
 
 def heartbeat_starts(env: Env, configs: list[HeartbeatConfig], dues: list[float]) -> list:
-    """Thunks starting each heartbeat's workflow as if it had been down since just before its previous
-    due time: its first task runs that missed tick at once (the catch-up) and arms the timer for
-    `due`, so the measured tick is a second tick, as every tick of a long-lived heartbeat is."""
+    """Thunks starting each heartbeat's workflow with its schedule handled up to just before `due`:
+    its first task arms the timer for `due` and runs no tick."""
     return [lambda c=c, due=due: env.client.start_workflow(
         HeartbeatWorkflow.run,
-        HeartbeatInput(config=c, state=HeartbeatState(last_due=datetime.fromtimestamp(due - INTERVAL_S - 1, UTC))),
+        HeartbeatInput(config=c, state=HeartbeatState(last_due=datetime.fromtimestamp(due - 1, UTC))),
         id=c.workflow_id, task_queue=TASK_QUEUE)
         for c, due in zip(configs, dues)]
+
+
+async def warm_round(env: Env, configs: list[HeartbeatConfig], dues: list[float], ahead: float) -> None:
+    """A run-now tick for each heartbeat `ahead` seconds before its due time, at the offered rate.
+    Each runs a tick (pre-filter, receipt) and re-arms the timer for `due` in that tick's workflow
+    task, as the previous tick of a long-lived heartbeat does, under the same load."""
+    pending = []
+    for c, due in sorted(zip(configs, dues), key=lambda pair: pair[1]):
+        await asyncio.sleep(max(0.0, due - ahead - time.time()))
+        pending.append(asyncio.create_task(env.client.get_workflow_handle(c.workflow_id).signal(HeartbeatWorkflow.run_now)))
+    await asyncio.gather(*pending)
 
 
 def event_epoch_s(event) -> float:
@@ -399,14 +413,14 @@ async def poll_loop(env: Env, folder: Path, chosen: list[tuple[str, float]], con
 
 async def ramp(folder: Path, variant: str, rates: list[float], window: float, substantive_share: float,
                history_out: dict | None = None) -> list[Step]:
-    steps, guess = [], 40.0 if variant in (OURS_NOOP, OURS_MIX) else 100.0  # set-up per s, refined by each step
+    steps, guess = [], 100.0  # starts per second, refined by each step
     for rate in rates:
         print(f"  {variant}: {rate:g} ticks/s offered over {window:g}s ...", flush=True)
-        step = await tick_step(folder, variant, rate, window, setup_rate_guess=guess,
+        step = await tick_step(folder, variant, rate, window, start_rate_guess=guess,
                                substantive_share=substantive_share,
                                history_out=history_out if not steps else None)
-        if step.setup_rate:
-            guess = max(10.0, step.setup_rate)
+        if step.start_rate:
+            guess = max(10.0, step.start_rate)
         steps.append(step)
         print(f"    p50 {_fmt(step.p50)} p99 {_fmt(step.p99)} completed {step.completed}/{step.n} "
               f"server {step.server_cpu:.2f} cores, worker {step.worker_cpu:.2f} cores", flush=True)
@@ -445,14 +459,18 @@ async def history_cost(env: Env, configs: list[HeartbeatConfig], subst: set[str]
         history = await env.client.get_workflow_handle(cfg.workflow_id).fetch_history()
         events = list(history.events)
         timers = [i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
-        if len(timers) < 2:
-            out[f"{kind}_error"] = f"{len(timers)} timers in history"
+        fired = next((i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED), None)
+        b = next((i for i in timers if fired is not None and i > fired), None)
+        if b is None:
+            out[f"{kind}_error"] = "no scheduled tick followed by a timer in history"
             continue
-        a, b = timers[0], timers[1]  # one tick: from the first timer to the next one
-        out[f"events_per_{kind}_tick"] = b - a
-        out[f"bytes_per_{kind}_tick"] = sum(e.ByteSize() for e in events[a + 1 : b + 1])
-        out[f"{kind}_tick_event_types"] = [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")
-                                           for e in events[a + 1 : b + 1]]
+        # One scheduled tick: from its timer firing to the next timer (the warm-up round's run-now
+        # tick comes before it); before the first timer: what a new run costs.
+        a = timers[0]
+        tick = events[fired : b + 1]
+        out[f"events_per_{kind}_tick"] = len(tick)
+        out[f"bytes_per_{kind}_tick"] = sum(e.ByteSize() for e in tick)
+        out[f"{kind}_tick_event_types"] = [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in tick]
         out[f"initial_events_{kind}"] = a + 1
         out[f"initial_bytes_{kind}"] = sum(e.ByteSize() for e in events[: a + 1])
     if "events_per_noop_tick" in out:
@@ -657,7 +675,7 @@ async def main() -> None:
             steps["schedules"] = await ramp(folder, "schedules", sched_rates, window, 0.0)
         if "poller" not in args.skip:
             phase("(2b) 15-second poller over a due-rows table, no-op ticks", t_start)
-            steps["poller"] = [await tick_step(folder, "poller", poll_rate, window, setup_rate_guess=1000)]
+            steps["poller"] = [await tick_step(folder, "poller", poll_rate, window, start_rate_guess=1000)]
             s = steps["poller"][0]
             print(f"    p50 {_fmt(s.p50)} p99 {_fmt(s.p99)} completed {s.completed}/{s.n}", flush=True)
         if "sync" not in args.skip:
