@@ -531,7 +531,7 @@ def app_manifest(index: int, per_app: int, time_of_day: str) -> AppManifest:
 
 
 async def sync_bench(folder: Path, apps: int, per_app: int) -> dict[str, Any]:
-    from client.sync import apply_plans, plan_install, uninstall_apps
+    from client.sync import LoadedManifest, apply_plans, plan_manifests, uninstall_apps
 
     counter = WriteCounter()
     n = apps * per_app
@@ -539,11 +539,11 @@ async def sync_bench(folder: Path, apps: int, per_app: int) -> dict[str, Any]:
         await env.store.upsert_tenant(tenant="acme", timezone="UTC")
         far = (datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M")  # nothing ticks during the bench
         manifests = [app_manifest(i, per_app, far) for i in range(apps)]
+        loaded = [LoadedManifest(Path(f"{m.id}.yaml"), m) for m in manifests]
 
         async def install_all() -> float:  # what `heartbeats sync` does for a folder of manifests
             t = time.monotonic()
-            plans = [plan_install(m, tenant="acme", tenant_timezone="UTC",
-                                  installed=await env.store.get_app(tenant="acme", app=m.id)) for m in manifests]
+            plans = await plan_manifests(env.store, loaded, tenant="acme")
             planned = time.monotonic()
             await apply_plans(env.client, env.store, plans)
             print(f"    planned in {planned - t:.2f}s, applied in {time.monotonic() - planned:.2f}s", flush=True)

@@ -550,11 +550,11 @@ async def plan_manifests(
     if problems:
         count = len(problems)
         raise UserError(f"nothing installed: {count} problem{'s' * (count != 1)}\n" + "\n".join(problems))
-    plans = []
-    for item in loaded:
-        installed = await store.get_app(tenant=tenant, app=item.manifest.id)
-        plans.append(plan_install(item.manifest, tenant=tenant, tenant_timezone=tz, installed=installed))
-    return plans
+    installed = await store.get_apps(tenant=tenant, app_ids=[item.manifest.id for item in loaded])
+    return [
+        plan_install(item.manifest, tenant=tenant, tenant_timezone=tz, installed=installed.get(item.manifest.id))
+        for item in loaded
+    ]
 
 
 async def apply_plans(

@@ -273,6 +273,21 @@ class Store:
             row = (await conn.execute(_app_query(tenant, app))).first()
         return App.from_row(row) if row else None
 
+    async def get_apps(self, *, tenant: str, app_ids: list[str]) -> dict[str, App]:
+        """The recorded apps among `app_ids` (installed or uninstalled), by id; absent ones are left
+        out. One read per APP_READ_BATCH ids, for planning a sync of many apps."""
+        _check_id(tenant, "tenant id")
+        for app in app_ids:
+            _check_id(app, "app id")
+        found: dict[str, App] = {}
+        unique = sorted(set(app_ids))
+        async with self._read() as conn:
+            for start in range(0, len(unique), APP_READ_BATCH):
+                batch = unique[start : start + APP_READ_BATCH]
+                query = select(apps).where(apps.c.tenant_id == tenant, apps.c.app_id.in_(batch))
+                found.update((row.app_id, App.from_row(row)) for row in (await conn.execute(query)).all())
+        return found
+
     async def list_apps(self, *, tenant: str, include_uninstalled: bool = False) -> list[App]:
         """The tenant's apps ordered by id; installed ones only unless asked otherwise."""
         _check_id(tenant, "tenant id")
@@ -926,6 +941,10 @@ def split_key(key: str) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------------------- queries
+
+
+# Ids per `IN (...)` read: well under SQLite's and asyncpg's bound-parameter limits.
+APP_READ_BATCH = 500
 
 
 def _app_query(tenant: str, app: str) -> Any:

@@ -232,6 +232,29 @@ async def test_apps_install_update_uninstall_reinstall(store: Store) -> None:
     assert [a.id for a in await store.list_apps(tenant="acme")] == ["crm"]
 
 
+async def test_get_apps_reads_many_apps_in_batches_scoped_to_the_tenant(store: Store) -> None:
+    from store.store import APP_READ_BATCH
+
+    count = APP_READ_BATCH + 3  # more than one batch
+    for i in range(count):
+        await store.record_app(tenant="acme", app=f"app{i}", name=f"App {i}", version="1.0.0",
+                               manifest={"id": f"app{i}"}, manifest_hash=f"h{i}")
+    await store.record_app(tenant="other", app="app0", name="Theirs", version="9.0.0",
+                           manifest={"id": "app0"}, manifest_hash="theirs")
+    await store.mark_app_uninstalled(tenant="acme", app="app1")
+    wanted = [f"app{i}" for i in range(count)] + ["app0", "never-installed"]
+
+    found = await store.get_apps(tenant="acme", app_ids=wanted)
+
+    assert sorted(found) == sorted(f"app{i}" for i in range(count))  # absent ids left out, repeats once
+    assert found["app0"] == await store.get_app(tenant="acme", app="app0")  # the tenant's own, as get_app reads it
+    assert found[f"app{count - 1}"].manifest_hash == f"h{count - 1}"  # the last batch read too
+    assert found["app1"].status == "uninstalled"
+    assert await store.get_apps(tenant="acme", app_ids=[]) == {}
+    with pytest.raises(StoreError, match="app id"):
+        await store.get_apps(tenant="acme", app_ids=["app0", "Bad Id!"])
+
+
 # ------------------------------------------------------------------ records and filters
 
 
