@@ -1,5 +1,6 @@
-"""Heartbeat benchmarks: tick capacity and lateness (ours, Temporal Schedules, a 15 s poller), history
-cost, sync throughput, idle memory, SQLite pragmas. `make bench-quick` (< 5 min) / `make bench`.
+"""Heartbeat benchmarks: tick capacity and lateness (ours with no-op ticks and with 10% substantive
+ones, Temporal Schedules, a 15 s poller), history cost, sync throughput, idle memory, SQLite
+pragmas. `make bench-quick` (< 5 min) / `make bench`.
 
     .venv/bin/python bench/run.py --quick
     .venv/bin/python bench/run.py                 # full: larger ramps, 10,000-heartbeat sync
