@@ -148,10 +148,8 @@ class TimedActivities(HeartbeatActivities):
 class Env:
     """A dev server + the product worker (with the probe) + a store, for one phase."""
 
-    def __init__(self, folder: Path, name: str, *, extra_workflows: bool = False, client_interceptors=(),
-                 settings: product_worker.WorkerSettings = WORKER_SETTINGS) -> None:
+    def __init__(self, folder: Path, name: str, *, extra_workflows: bool = False, client_interceptors=()) -> None:
         self.folder, self.name, self.extra, self.interceptors = folder, name, extra_workflows, list(client_interceptors)
-        self.settings = settings
         self.probe = Probe()
 
     async def __aenter__(self) -> Env:
@@ -165,7 +163,7 @@ class Env:
         self.store = await open_store(f"sqlite:///{self.folder / (self.name + '-store.db')}")
         activities = TimedActivities(self.store, default_registry(), self.probe)
         # The product's worker with its production settings; the peers' short workflow runs on it too.
-        worker = product_worker.build_worker(self.client, activities, settings=self.settings,
+        worker = product_worker.build_worker(self.client, activities, settings=WORKER_SETTINGS,
                                              extra_workflows=[ScheduledTickWorkflow] if self.extra else ())
         self.worker = worker
         self._worker_task = asyncio.create_task(worker.run())
@@ -279,9 +277,9 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
     """One load level on a fresh server: N = rate × window heartbeats, each due once in the window."""
     n = max(1, round(rate * window))
     ours = variant in (OURS_NOOP, OURS_MIX)
+    ahead = window + WARM_GAP_S if ours else 0.0  # ours: a warm-up round of one window before the measured one
     async with Env(folder, f"{variant}-{rate:g}-{uuid.uuid4().hex[:4]}", extra_workflows=not ours) as env:
-        # Room for the starts (and for ours, a warm-up round of one window before the measured one).
-        lead = 4.0 + n / start_rate_guess * 1.3 + (window + WARM_GAP_S if ours else 0.0)
+        lead = 4.0 + n / start_rate_guess * 1.3 + ahead  # room for the starts and the warm-up round
         t0 = float(int(time.time() + lead))
         chosen = tenants_due_in(t0, window, n, prefix=f"t{variant.replace('-', '')[:6]}{int(rate)}x")
         configs = [config_for(t) for t, _ in chosen]
@@ -302,7 +300,7 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
             thunks = []
         await bounded(32, thunks)
         start_rate = len(thunks) / max(time.monotonic() - before_start, 1e-3) if thunks else 0.0
-        warm, ahead = None, window + WARM_GAP_S if ours else 0.0
+        warm = None
         if ours:
             await wait_worker_quiet(t0 - ahead - 0.5)  # every new workflow's first task done
             warm = asyncio.create_task(warm_round(env, configs, [due for _, due in chosen], ahead))
