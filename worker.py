@@ -22,8 +22,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.heartbeat_activities import HeartbeatActivities
 from client.errors import UserError
+from contract.names import TASK_QUEUE
 from skills.registry import SkillRegistry, default_registry
-from workflows.contract import TASK_QUEUE
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.vision import VisionWorkflow
 
@@ -33,7 +33,7 @@ WORKFLOWS = [HeartbeatWorkflow, VisionWorkflow]
 # Pure modules the workflows import: loaded once outside the sandbox (deterministic code; their
 # zoneinfo objects must be real ones, not the sandbox's restricted proxies).
 PASSTHROUGH_MODULES = ("pydantic", "pydantic_core", "croniter", "dateutil", "zoneinfo", "manifest",
-                       "schedule", "workflows.contract", "activities.contract", "providers.contract")
+                       "schedule", "reply", "commitments", "contract")
 
 
 # Heartbeats are long-lived and tick every few minutes: a worker should keep every one it serves

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from activities.contract import MAX_REPLY_CHARS, AgentReply, AgentTurnRequest
+from contract.messages import MAX_REPLY_CHARS, AgentReply, AgentTurnRequest
 from providers.offline import estimate_tokens, offline_model, offline_text
 
 OFFLINE_PROVIDER = "offline"

@@ -17,34 +17,39 @@ from typing import Any, TypeVar
 from temporalio import activity
 
 from activities.agent import offline_reply
-from activities.contract import (
-    AGENT_STEP,
-    AGENT_TURN,
-    COMPLETE_TICK,
-    PREFILTER,
-    RECORD_RECEIPT,
-    RECORD_VISION_PLAN,
-    TOOL_CALL,
-    VISION_PLAN_MEMORY_KIND,
-    WAKE_VISION,
-    AgentStepRequest,
-    ToolCallRequest,
-    ToolResult,
-    VisionPlan,
-    WakeVisionRequest,
+from activities.prefilter import run_prefilter
+from activities.ticks import complete_tick, record_receipt
+from activities.tools import allowed_skills_for, run_tool_call
+from activities.turn import run_agent_step
+from contract.llm import LlmResponse
+from contract.messages import (
     AgentReply,
+    AgentStepRequest,
     AgentTurnRequest,
     CompleteTickRequest,
     PrefilterRequest,
     PrefilterResult,
     ReceiptRequest,
     TickCompletion,
+    ToolCallRequest,
+    ToolResult,
+    WakeVisionRequest,
 )
-from activities.prefilter import run_prefilter
-from activities.ticks import complete_tick, record_receipt
-from activities.tools import allowed_skills_for, run_tool_call
-from activities.turn import run_agent_step
-from providers.contract import LlmResponse
+from contract.names import (
+    AGENT_STEP,
+    AGENT_TURN,
+    COMPLETE_TICK,
+    PREFILTER,
+    RECORD_RECEIPT,
+    RECORD_VISION_PLAN,
+    SIGNAL_ESCALATE,
+    TASK_QUEUE,
+    TOOL_CALL,
+    VISION_WORKFLOW,
+    WAKE_VISION,
+    vision_workflow_id,
+)
+from contract.vision import VISION_PLAN_MEMORY_KIND, VisionInput, VisionPlan
 from skills.registry import SkillRegistry
 from store.store import Store
 
@@ -126,12 +131,9 @@ class HeartbeatActivities:
     @activity.defn(name=WAKE_VISION)
     async def wake_vision(self, request: WakeVisionRequest) -> None:
         """Signal-with-start the agent's VisionWorkflow with the escalation."""
-        from workflows.contract import TASK_QUEUE
-        from workflows.vision import SIGNAL_ESCALATE, VisionInput, vision_workflow_id
-
         tick = request.tick
         await activity.client().start_workflow(
-            "VisionWorkflow",
+            VISION_WORKFLOW,
             VisionInput(tenant=tick.tenant, app=tick.app, agent=tick.agent),
             id=vision_workflow_id(tick.tenant, tick.app, tick.agent),
             task_queue=TASK_QUEUE,

@@ -35,7 +35,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contract import (
+from commitments import COMMITMENT_KIND, commitment_claim
+from contract.messages import (
     ERROR_BAD_PARAMS,
     ERROR_PREFILTER_FAILED,
     ERROR_TOOL_NOT_ALLOWED,
@@ -46,7 +47,6 @@ from activities.contract import (
     PrefilterResult,
     TickRef,
 )
-from commitments import COMMITMENT_KIND, commitment_claim
 from manifest.models import INTERNAL_AGENT_MEMORY, INTERNAL_APP_RECORDS
 from skills.registry import (
     InvalidArgumentsError,

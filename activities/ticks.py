@@ -20,13 +20,6 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contract import (
-    MAX_ERROR_CHARS,
-    CompleteTickRequest,
-    ReceiptRequest,
-    TickCompletion,
-    TickRef,
-)
 from commitments import (
     COMMITMENT_EXPIRY,
     COMMITMENT_KIND,
@@ -34,6 +27,14 @@ from commitments import (
     commitment_claim,
     extract_commitments,
     local_day,
+)
+from contract.messages import (
+    ERROR_STORE_REJECTED,
+    MAX_ERROR_CHARS,
+    CompleteTickRequest,
+    ReceiptRequest,
+    TickCompletion,
+    TickRef,
 )
 from reply.protocol import classify_reply
 from store.errors import StoreError
@@ -43,9 +44,6 @@ from store.types import utcnow
 SUMMARY_KIND = "heartbeat_summary"
 MAX_SUMMARY_CHARS = 200
 ESCALATION_ONLY_TEXT = "[escalated to vision]"  # the message when the reply was nothing but the marker
-# The store refused what we asked it to write (a bug or a corrupt request, not an outage): retrying
-# cannot help. Not in activities.contract yet; the workflow records it like any other failure type.
-ERROR_STORE_REJECTED = "StoreRejected"
 
 # How far back a retry looks for its own earlier writes (see complete_tick).
 _MEMORY_LOOKBACK = 50

@@ -25,16 +25,15 @@ from datetime import datetime
 
 from temporalio.exceptions import ApplicationError
 
-from activities.contract import MAX_TOOL_RESULT_CHARS, ToolCallRequest, ToolResult
 from activities.prefilter import INFRASTRUCTURE_ERRORS
+from contract.llm import TOOL_NAME_SEPARATOR, tool_name
+from contract.messages import MAX_TOOL_RESULT_CHARS, ToolCallRequest, ToolResult
 from skills.registry import (
-    TOOL_NAME_SEPARATOR,
     InvalidArgumentsError,
     SkillContext,
     SkillError,
     SkillRegistry,
     check_arguments,
-    qualified_tool_name,
 )
 from store.errors import StoreError
 from store.store import Store
@@ -66,8 +65,8 @@ async def run_tool_call(
 ) -> ToolResult:
     """Run the tool the model asked for; an error result (not an exception) for the model's mistakes."""
     tick = request.tick
-    skill_name, sep, tool_name = request.name.partition(TOOL_NAME_SEPARATOR)
-    if not sep or not skill_name or not tool_name:
+    skill_name, sep, tool_key = request.name.partition(TOOL_NAME_SEPARATOR)
+    if not sep or not skill_name or not tool_key:
         return _error(
             f"{request.name!r} is not a tool name: tools are named skill__tool, e.g. records__query."
             f" Yours: {_offered(skills, allowed_skills)}"
@@ -78,7 +77,7 @@ async def run_tool_call(
             f" {', '.join(allowed_skills) or 'none'}. Yours: {_offered(skills, allowed_skills)}"
         )
     try:
-        spec = skills.tool(skill_name, tool_name)
+        spec = skills.tool(skill_name, tool_key)
     except SkillError as exc:
         return _error(f"{exc}. Yours: {_offered(skills, allowed_skills)}")
     try:
@@ -99,17 +98,17 @@ async def run_tool_call(
     except (ApplicationError, *INFRASTRUCTURE_ERRORS):
         raise  # retryable faults of the machinery, or errors that already carry their own type
     except StoreError as exc:
-        return _error(f"{skill_name}.{tool_name} refused: {exc}")
+        return _error(f"{skill_name}.{tool_key} refused: {exc}")
     except Exception as exc:
-        logger.info("%s: tool %s.%s failed: %s: %s", tick.heartbeat_id, skill_name, tool_name,
+        logger.info("%s: tool %s.%s failed: %s: %s", tick.heartbeat_id, skill_name, tool_key,
                     type(exc).__name__, exc)
-        return _error(f"{skill_name}.{tool_name} failed: {type(exc).__name__}: {exc}")
+        return _error(f"{skill_name}.{tool_key} failed: {type(exc).__name__}: {exc}")
 
     try:
         content = json.dumps(result, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        return _error(f"{skill_name}.{tool_name} returned a result that is not JSON: {exc}")
-    logger.info("%s: tool %s.%s (%s) ok, %d chars", tick.heartbeat_id, skill_name, tool_name, spec.risk, len(content))
+        return _error(f"{skill_name}.{tool_key} returned a result that is not JSON: {exc}")
+    logger.info("%s: tool %s.%s (%s) ok, %d chars", tick.heartbeat_id, skill_name, tool_key, spec.risk, len(content))
     return ToolResult(content=cap_result(content))
 
 
@@ -124,7 +123,7 @@ def cap_result(content: str, limit: int = MAX_TOOL_RESULT_CHARS) -> str:
 
 def _offered(skills: SkillRegistry, allowed_skills: list[str]) -> str:
     names = [
-        qualified_tool_name(name, tool)
+        tool_name(name, tool)
         for name in allowed_skills
         if name in skills
         for tool in sorted(skills.get(name).tools)

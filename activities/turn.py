@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import json
 
-from activities.contract import MAX_PREFILTER_BYTES, MAX_TOKENS_PER_CALL, MAX_TURN_MESSAGE_CHARS, AgentStepRequest
+from contract.llm import ChatMessage, LlmRequest, LlmResponse
+from contract.messages import (
+    MAX_PREFILTER_BYTES,
+    MAX_TOKENS_PER_CALL,
+    MAX_TURN_MESSAGE_CHARS,
+    AgentStepRequest,
+)
 from manifest.models import AppManifest
-from providers.contract import ChatMessage, LlmRequest, LlmResponse
 from skills.registry import SkillRegistry
 from store.store import Store
 

@@ -13,8 +13,9 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contract import PREFILTER, PrefilterRequest, PrefilterResult, TickRef
-    from workflows.contract import HeartbeatConfig
+    from contract.heartbeat import HeartbeatConfig
+    from contract.messages import PrefilterRequest, PrefilterResult, TickRef
+    from contract.names import PREFILTER
     from workflows.heartbeat import STORE_ACTIVITY
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")

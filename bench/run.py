@@ -21,7 +21,6 @@ import os
 import platform
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_workflows import ScheduledTickWorkflow  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio.client import (  # noqa: E402
     Client,
@@ -46,20 +46,19 @@ from temporalio.client import (  # noqa: E402
     ScheduleIntervalSpec,
     ScheduleSpec,
 )
-
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 
-from activities.contract import PREFILTER, PrefilterRequest, PrefilterResult  # noqa: E402
+import worker as product_worker  # noqa: E402
 from activities.heartbeat_activities import HeartbeatActivities  # noqa: E402
-from bench_workflows import ScheduledTickWorkflow  # noqa: E402
 from client.local_server import DevServerConfig, running_dev_server_async  # noqa: E402
+from contract.heartbeat import HeartbeatConfig, HeartbeatInput, HeartbeatState
+from contract.messages import PrefilterRequest, PrefilterResult
+from contract.names import PREFILTER, TASK_QUEUE
 from manifest.models import AppManifest, HeartbeatSpec  # noqa: E402
 from schedule.fires import tenant_salt  # noqa: E402
 from skills.registry import default_registry  # noqa: E402
 from store import open_store  # noqa: E402
-from workflows.contract import TASK_QUEUE, HeartbeatConfig, HeartbeatInput, HeartbeatState  # noqa: E402
 from workflows.heartbeat import HeartbeatWorkflow  # noqa: E402
-import worker as product_worker  # noqa: E402
 
 WORKER_SETTINGS = product_worker.WorkerSettings.from_env()  # HEARTBEATS_WORKFLOW_SANDBOX=on to compare
 OURS_NOOP, OURS_MIX = "ours-noop", "ours-mix"  # HeartbeatWorkflow: no-op ticks; 10% substantive
@@ -476,7 +475,7 @@ async def history_cost(env: Env, configs: list[HeartbeatConfig], subst: set[str]
     if "events_per_noop_tick" in out:
         # Continue-as-new after MAX_TICKS_PER_RUN (500) ticks or when the server suggests it (defaults:
         # 4096 events / 4 MiB... the count suggestion is limit.historyCount.suggestContinueAsNew).
-        from workflows.contract import MAX_TICKS_PER_RUN
+        from contract.heartbeat import MAX_TICKS_PER_RUN
 
         for kind in ("noop", "substantive"):
             if f"events_per_{kind}_tick" in out:

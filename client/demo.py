@@ -17,14 +17,14 @@ import click
 from client.connection import connect
 from client.local_server import find_config, load_config, running_dev_server_async
 from client.sync import install_manifests, load_manifests, print_install
-from workflows.contract import SIGNAL_RUN_NOW, workflow_id
+from contract.names import SIGNAL_RUN_NOW, heartbeat_workflow_id
 
 DEMO_TENANT = "demo"
 DEMO_TIMEZONE = "Europe/Berlin"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_MANIFESTS = REPO_ROOT / "manifests"
 # The heartbeat the demo fires once: its pre-filter finds the sample KPIs, so the agent wakes.
-RUN_NOW_TARGET = workflow_id(DEMO_TENANT, "marketing", "cmo", "hourly_kpi")
+RUN_NOW_TARGET = heartbeat_workflow_id(DEMO_TENANT, "marketing", "cmo", "hourly_kpi")
 
 # Records the example apps' pre-filters find: active campaigns for the sales cadence, KPIs for the CMO.
 SAMPLE_RECORDS = [

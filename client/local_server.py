@@ -32,6 +32,7 @@ import click
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
 from client.errors import UserError
+from contract.search_attributes import SEARCH_ATTRIBUTE_TYPES
 
 DEFAULT_CONFIG_FILENAME = "temporal-dev.yaml"
 
@@ -41,15 +42,8 @@ REPO_CONFIG_PATH = Path(__file__).resolve().parent.parent / DEFAULT_CONFIG_FILEN
 
 SearchAttributeTypeName = Literal["Keyword", "Text", "Int", "Double", "Bool", "Datetime", "KeywordList"]
 
-# Custom search attributes the heartbeat workflows upsert; a config must declare all of them.
-PROJECT_SEARCH_ATTRIBUTES: Mapping[str, SearchAttributeTypeName] = {
-    "HeartbeatTenant": "Keyword",
-    "HeartbeatApp": "Keyword",
-    "HeartbeatAgent": "Keyword",
-    "HeartbeatSlug": "Keyword",
-    "HeartbeatStatus": "Keyword",
-    "HeartbeatFailureCount": "Int",
-}
+# Custom search attributes the platform's workflows use; a settings file must declare all of them.
+PROJECT_SEARCH_ATTRIBUTES: Mapping[str, SearchAttributeTypeName] = SEARCH_ATTRIBUTE_TYPES  # type: ignore[assignment]
 
 # Limits of the SQLite visibility store that the dev server uses.
 _SQLITE_SEARCH_ATTRIBUTE_LIMITS: Mapping[str, int] = {"Keyword": 10}

@@ -12,12 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from client.errors import UserError
+from contract.vocabulary import iso_utc
 from manifest.ids import id_problem
 from manifest.loader import ManifestError, load_manifest
 from manifest.models import AppManifest, timezone_problem
 from manifest.schema import manifest_json_schema_text
 from schedule import heartbeat_zone, upcoming_fires
-from workflows.contract import iso_utc
 from schedule.local_time import zone
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")

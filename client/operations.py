@@ -16,21 +16,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from client.errors import UserError
-from client.sync import JSON_OPTION, WORKFLOW_TYPE, CONCURRENCY, echo_json
-from manifest.ids import id_problem
-from workflows.contract import (
-    FAILING_THRESHOLD,
-    MAX_CONSECUTIVE_FAILURES,
+from client.sync import CONCURRENCY, JSON_OPTION, echo_json
+from contract.heartbeat import FAILING_THRESHOLD, MAX_CONSECUTIVE_FAILURES, HeartbeatStatusView
+from contract.names import (
+    HEARTBEAT_WORKFLOW,
     QUERY_STATUS,
-    SA_FAILURE_COUNT,
-    SA_STATUS,
     SIGNAL_ENABLE,
     SIGNAL_PAUSE,
     SIGNAL_RESUME,
     SIGNAL_RUN_NOW,
-    HeartbeatStatusView,
-    parse_workflow_id,
+    parse_heartbeat_workflow_id,
 )
+from contract.search_attributes import SA_FAILURE_COUNT, SA_STATUS
+from manifest.ids import id_problem
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecution
@@ -43,7 +41,7 @@ T = TypeVar("T")
 # what the search attributes say instead.
 QUERY_TIMEOUT = timedelta(seconds=5)
 
-RUNNING_HEARTBEATS = f'WorkflowType="{WORKFLOW_TYPE}" AND ExecutionStatus="Running"'
+RUNNING_HEARTBEATS = f'WorkflowType="{HEARTBEAT_WORKFLOW}" AND ExecutionStatus="Running"'
 
 VIEW_FIELDS = tuple(HeartbeatStatusView.model_fields)
 
@@ -72,7 +70,7 @@ def disabled_query(tenant: str | None = None) -> str:
 
 def view_from_search_attributes(workflow_id: str, attributes: Any) -> dict[str, Any]:
     """The status view as far as visibility knows it (no times: those only the workflow knows)."""
-    tenant, app, agent, slug = parse_workflow_id(workflow_id)
+    tenant, app, agent, slug = parse_heartbeat_workflow_id(workflow_id)
     return {
         "id": workflow_id,
         "tenant": tenant,
@@ -135,16 +133,16 @@ class StatusReader:
 
 
 async def executions(client: Client, query: str) -> list[WorkflowExecution]:
-    from workflows.contract import WORKFLOW_ID_PREFIX
+    from contract.names import HEARTBEAT_ID_PREFIX
 
     found = [execution async for execution in client.list_workflows(query)]
     # Only well-formed heartbeat IDs (someone may have started a stray workflow of the type).
-    return [e for e in found if e.id.startswith(WORKFLOW_ID_PREFIX + ":") and _is_heartbeat_id(e.id)]
+    return [e for e in found if e.id.startswith(HEARTBEAT_ID_PREFIX + ":") and _is_heartbeat_id(e.id)]
 
 
 def _is_heartbeat_id(value: str) -> bool:
     try:
-        parse_workflow_id(value)
+        parse_heartbeat_workflow_id(value)
     except ValueError:
         return False
     return True
@@ -169,7 +167,7 @@ async def health(client: Client, *, tenant: str | None = None) -> tuple[dict[str
 
 def check_workflow_id(value: str) -> tuple[str, str, str, str]:
     try:
-        return parse_workflow_id(value)
+        return parse_heartbeat_workflow_id(value)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

@@ -32,29 +32,18 @@ import click
 
 from client.errors import UserError
 from client.store_commands import run_with_store
+from contract.heartbeat import HeartbeatConfig, HeartbeatInput
+from contract.names import HEARTBEAT_WORKFLOW, SIGNAL_RECONFIGURE, TASK_QUEUE
+from contract.search_attributes import SA_AGENT, SA_APP, SA_FAILURE_COUNT, SA_SLUG, SA_STATUS, SA_TENANT
 from manifest.ids import id_problem
 from manifest.loader import ManifestError, load_manifest
 from manifest.models import INTERNAL_SOURCES, AppManifest
-from workflows.contract import (
-    SA_AGENT,
-    SA_APP,
-    SA_FAILURE_COUNT,
-    SA_SLUG,
-    SA_STATUS,
-    SA_TENANT,
-    SIGNAL_RECONFIGURE,
-    TASK_QUEUE,
-    HeartbeatConfig,
-    HeartbeatInput,
-)
 
 if TYPE_CHECKING:
     from temporalio.client import Client
 
     from store import App, Store
 
-# The workflow's type name: the sync client starts it by name and never imports workflow code.
-WORKFLOW_TYPE = "HeartbeatWorkflow"
 # Temporal calls in flight at once: enough for 10,000 heartbeats in seconds, gentle on a dev server.
 CONCURRENCY = 32
 # Apps applied at once (each also does a visibility query and a store write): keeps 32 calls busy
@@ -362,13 +351,13 @@ class Limiter:
 
 def tenant_query(tenant: str) -> str:
     """Visibility query of a tenant's running heartbeat workflows (ids are `[a-z][a-z0-9_-]*`)."""
-    return f'WorkflowType="{WORKFLOW_TYPE}" AND HeartbeatTenant="{tenant}" AND ExecutionStatus="Running"'
+    return f'WorkflowType="{HEARTBEAT_WORKFLOW}" AND HeartbeatTenant="{tenant}" AND ExecutionStatus="Running"'
 
 
 def app_query(tenant: str, app: str) -> str:
     """Visibility query of an app's running heartbeat workflows."""
     return (
-        f'WorkflowType="{WORKFLOW_TYPE}" AND HeartbeatTenant="{tenant}" AND HeartbeatApp="{app}"'
+        f'WorkflowType="{HEARTBEAT_WORKFLOW}" AND HeartbeatTenant="{tenant}" AND HeartbeatApp="{app}"'
         ' AND ExecutionStatus="Running"'
     )
 
@@ -404,7 +393,7 @@ async def start_or_reconfigure(client: Client, config: HeartbeatConfig) -> None:
     from temporalio.common import WorkflowIDReusePolicy
 
     await client.start_workflow(
-        WORKFLOW_TYPE,
+        HEARTBEAT_WORKFLOW,
         HeartbeatInput(config=config),
         id=config.workflow_id,
         task_queue=TASK_QUEUE,

@@ -21,9 +21,9 @@ def worker() -> None:
       heartbeats worker
       TEMPORAL_ADDRESS=temporal.internal:7233 TEMPORAL_NAMESPACE=prod heartbeats worker
     """
-    from worker import serve
-
     import asyncio
+
+    from worker import serve
 
     asyncio.run(serve())
 

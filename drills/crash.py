@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.client import Client
@@ -25,12 +25,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from client.local_server import DevServerConfig, running_dev_server_async
 from client.sync import LoadedManifest, install_manifests
+from contract.names import heartbeat_workflow_id
+from contract.vocabulary import iso_utc
 from manifest.loader import parse_manifest
+from schedule import next_fire
 from store import Store, open_store
 from tests.provider_server import ProviderServer, text_reply, tool_reply
 from tests.temporal_env import free_port
-from schedule import next_fire
-from workflows.contract import iso_utc, workflow_id
 
 REPO = Path(__file__).resolve().parent.parent
 API_KEY = "drill-key"
@@ -162,7 +163,7 @@ class Rig:
         manifest = parse_manifest(MANIFEST.format(skill=skill, tool=tool, params=params, interval=interval))
         await install_manifests(self.client, self.store, [LoadedManifest(Path(f"{tenant}.yaml"), manifest)],
                                 tenant=tenant)
-        return workflow_id(tenant, "drills", "bot", "tick")
+        return heartbeat_workflow_id(tenant, "drills", "bot", "tick")
 
     async def receipts(self, tenant: str, heartbeat: str) -> list[dict]:
         assert self.store is not None
@@ -367,7 +368,7 @@ async def run_crash_drills(folder: Path, *, names: list[str] | None = None,
             if names and name not in names:
                 continue
             results.append(await drill(rig))
-            heartbeats[tenant] = workflow_id(tenant, "drills", "bot", "tick")
+            heartbeats[tenant] = heartbeat_workflow_id(tenant, "drills", "bot", "tick")
             report(results[-1].line())
         if not names or "server" in names:
             results.append(await drill_restart_server(rig, heartbeats))

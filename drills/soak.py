@@ -22,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from client.sync import LoadedManifest, install_manifests
+from contract.names import heartbeat_workflow_id
 from drills.crash import Rig
 from manifest.loader import parse_manifest
 from schedule import upcoming_fires
-from workflows.contract import workflow_id
 
 PER_TENANT = 100
 GRACE = timedelta(minutes=1)
@@ -57,7 +57,7 @@ async def soak(folder: Path, *, heartbeats: int, minutes: float) -> int:
             await install_manifests(rig.client, rig.store, [LoadedManifest(Path(f"{tenant}.yaml"), manifest)],
                                     tenant=tenant)
             for spec in manifest.agents[0].heartbeats:
-                specs[workflow_id(tenant, "soak", "bot", spec.slug)] = (tenant, spec)
+                specs[heartbeat_workflow_id(tenant, "soak", "bot", spec.slug)] = (tenant, spec)
         print(f"installed {len(specs)} heartbeats for {len(tenants)} tenants; soaking {minutes:g} min", flush=True)
         end = started + timedelta(minutes=minutes)
         while datetime.now(UTC) < end:

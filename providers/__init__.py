@@ -14,6 +14,21 @@ clients never retry (max_retries=0): Temporal does.
 
 from __future__ import annotations
 
+from contract.llm import (
+    ERROR_PROVIDER_AUTH,
+    ERROR_PROVIDER_BAD_REQUEST,
+    ERROR_PROVIDER_NOT_CONFIGURED,
+    ERROR_PROVIDER_UNAVAILABLE,
+    NON_RETRYABLE_PROVIDER_ERRORS,
+    ChatMessage,
+    LlmRequest,
+    LlmResponse,
+    ToolCall,
+    ToolDef,
+    split_tool_name,
+    tool_name,
+)
+from contract.vocabulary import ModelTier, ProviderName
 from providers import offline
 from providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -23,22 +38,6 @@ from providers.base import (
     STOP_TOOL_USE,
     clear_client_cache,
     is_configured,
-)
-from providers.contract import (
-    ERROR_PROVIDER_AUTH,
-    ERROR_PROVIDER_BAD_REQUEST,
-    ERROR_PROVIDER_NOT_CONFIGURED,
-    ERROR_PROVIDER_UNAVAILABLE,
-    NON_RETRYABLE_PROVIDER_ERRORS,
-    ChatMessage,
-    LlmRequest,
-    LlmResponse,
-    ModelTier,
-    ProviderName,
-    ToolCall,
-    ToolDef,
-    split_tool_name,
-    tool_name,
 )
 from providers.errors import MAX_RETRY_AFTER_SECONDS, redact
 from providers.offline import estimate_tokens, extract_rows, format_rows, offline_model, summarise_row

@@ -17,7 +17,8 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from providers.contract import ERROR_PROVIDER_NOT_CONFIGURED, ProviderName
+from contract.llm import ERROR_PROVIDER_NOT_CONFIGURED
+from contract.vocabulary import ProviderName
 
 # Per HTTP call. The LLM activity's start_to_close timeout must be longer than this.
 DEFAULT_TIMEOUT_SECONDS = 60.0

@@ -25,7 +25,7 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from providers.contract import (
+from contract.llm import (
     ERROR_PROVIDER_AUTH,
     ERROR_PROVIDER_BAD_REQUEST,
     ERROR_PROVIDER_NOT_CONFIGURED,

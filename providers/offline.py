@@ -32,8 +32,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from contract.llm import ChatMessage, LlmRequest, LlmResponse
 from providers.base import STOP_END_TURN
-from providers.contract import ChatMessage, LlmRequest, LlmResponse
 from reply.protocol import HEARTBEAT_OK
 
 PROVIDER = "offline"

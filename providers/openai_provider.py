@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import openai
 from temporalio.exceptions import ApplicationError
 
+from contract.llm import ERROR_PROVIDER_BAD_REQUEST, ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolDef
 from providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
     STOP_END_TURN,
@@ -39,7 +40,6 @@ from providers.base import (
     cached_client,
     credentials,
 )
-from providers.contract import ERROR_PROVIDER_BAD_REQUEST, ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolDef
 from providers.errors import map_sdk_error, not_configured, unavailable
 
 PROVIDER = "openai"

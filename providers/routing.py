@@ -14,8 +14,9 @@ from typing import Any, get_args
 
 from temporalio.exceptions import ApplicationError
 
+from contract.llm import ERROR_PROVIDER_NOT_CONFIGURED
+from contract.vocabulary import ModelTier, ProviderName
 from providers.base import env_value
-from providers.contract import ERROR_PROVIDER_NOT_CONFIGURED, ModelTier, ProviderName
 
 PROVIDERS: tuple[ProviderName, ...] = get_args(ProviderName)
 TIERS: tuple[ModelTier, ...] = get_args(ModelTier)

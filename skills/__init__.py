@@ -20,7 +20,6 @@ from skills.registry import (
     check_arguments,
     default_registry,
     load_app_skills,
-    qualified_tool_name,
 )
 
 __all__ = [
@@ -40,5 +39,4 @@ __all__ = [
     "check_arguments",
     "default_registry",
     "load_app_skills",
-    "qualified_tool_name",
 ]

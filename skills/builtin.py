@@ -309,9 +309,9 @@ async def _team_delegate(ctx: SkillContext, args: dict[str, Any]) -> dict[str, A
         raise ValueError(f"team.delegate: app {ctx.app!r} has no agent {target!r}")
 
     # Lazy: providers load the SDKs; install-time validation only needs the registry.
-    from activities.contract import MAX_TOKENS_PER_CALL
+    from contract.llm import ChatMessage, LlmRequest
+    from contract.messages import MAX_TOKENS_PER_CALL
     from providers import complete
-    from providers.contract import ChatMessage, LlmRequest
     from providers.routing import resolve_model, tenant_models
 
     tenant = await ctx.store.get_tenant(tenant=ctx.tenant)

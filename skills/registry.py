@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from contract.llm import TOOL_NAME_SEPARATOR, ToolDef, tool_name
+
 if TYPE_CHECKING:
-    from providers.contract import ToolDef
     from store.store import Store
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "agent_heartbeats.skills"
 SKILL_MODULES_ENV = "HEARTBEATS_SKILL_MODULES"
 # "{skill}__{tool}" is what the model sees; both provider APIs allow [A-Za-z0-9_-]{1,64} there.
-TOOL_NAME_SEPARATOR = "__"  # = providers.contract.TOOL_NAME_SEPARATOR (not imported: keeps this light)
 MAX_QUALIFIED_TOOL_NAME = 64
 
 Risk = Literal["LOW", "MEDIUM", "HIGH"]
@@ -124,17 +124,12 @@ class Skill:
         for key, tool in self.tools.items():
             if not isinstance(tool, ToolSpec) or key != tool.name:
                 raise ValueError(f"skill {self.name}: tools must map each tool's own name to its ToolSpec ({key!r})")
-            qualified = qualified_tool_name(self.name, tool.name)
+            qualified = tool_name(self.name, tool.name)
             if len(qualified) > MAX_QUALIFIED_TOOL_NAME:
                 raise ValueError(
                     f"skill {self.name}: tool name {qualified!r} is longer than {MAX_QUALIFIED_TOOL_NAME}"
                     " characters (the limit of the providers' tool names)"
                 )
-
-
-def qualified_tool_name(skill: str, tool: str) -> str:
-    """The name the model calls a tool by: "{skill}__{tool}" (providers.contract.tool_name)."""
-    return f"{skill}{TOOL_NAME_SEPARATOR}{tool}"
 
 
 class SkillRegistry:
@@ -194,7 +189,6 @@ class SkillRegistry:
         name within a skill. A name that is not registered is skipped with a warning (the agent still
         runs with its other tools; a call to the missing one gets an error result).
         """
-        from providers.contract import ToolDef  # pure pydantic; here so install-time checks stay light
 
         defs: list[ToolDef] = []
         seen: set[str] = set()
@@ -211,7 +205,7 @@ class SkillRegistry:
                 spec = skill.tools[tool_key]
                 defs.append(
                     ToolDef(
-                        name=qualified_tool_name(skill.name, spec.name),
+                        name=tool_name(skill.name, spec.name),
                         description=f"{spec.description}\n\n{skill.name}: {skill.description}\nRisk: {spec.risk}.",
                         parameters=spec.parameters,
                     )

@@ -28,7 +28,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from manifest.ids import id_problem, parse_workflow_id
+from contract.names import parse_heartbeat_workflow_id
+from manifest.ids import id_problem
 from store.config import resolve_database_url, sqlite_file
 from store.constants import CONVERSATION_MODES, OUTCOMES, PROVIDERS
 from store.errors import NotFoundError, StoreError
@@ -859,7 +860,7 @@ class Store:
         """
         _check_id(tenant, "tenant id")
         try:
-            parts = dict(zip(("tenant", "app", "agent", "slug"), parse_workflow_id(heartbeat_id), strict=True))
+            parts = dict(zip(("tenant", "app", "agent", "slug"), parse_heartbeat_workflow_id(heartbeat_id), strict=True))
         except ValueError:
             raise StoreError(
                 f"heartbeat id must look like heartbeat:TENANT:APP:AGENT:SLUG (got {heartbeat_id!r})"

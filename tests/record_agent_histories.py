@@ -17,13 +17,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from client.sync import installed_hash, manifest_json
+from contract.heartbeat import HeartbeatConfig, HeartbeatInput
+from contract.names import TASK_QUEUE, vision_workflow_id
 from manifest.loader import parse_manifest
 from store import open_store
 from tests.provider_server import ProviderServer, text_reply, tool_reply
 from tests.temporal_env import running_worker, time_skipping_env
-from workflows.contract import TASK_QUEUE, HeartbeatConfig, HeartbeatInput
 from workflows.heartbeat import HeartbeatWorkflow
-from workflows.vision import vision_workflow_id
 
 OUT = Path(__file__).parent / "histories"
 MANIFEST = """\

@@ -13,11 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from contract.heartbeat import HeartbeatConfig, HeartbeatInput
+from contract.names import TASK_QUEUE
 from manifest.models import HeartbeatSpec
 from skills.registry import Skill, ToolSpec, default_registry
 from store import open_store
 from tests.temporal_env import running_worker, time_skipping_env
-from workflows.contract import TASK_QUEUE, HeartbeatConfig, HeartbeatInput
 from workflows.heartbeat import HeartbeatWorkflow
 
 OUT = Path(__file__).parent / "histories"

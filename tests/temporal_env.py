@@ -76,8 +76,8 @@ async def dev_server(tmp_path: Path) -> AsyncIterator[tuple[Client, str]]:
 async def running_worker(client: Client, store: Store, skills=None, task_queue: str | None = None,
                          settings: WorkerSettings | None = None):
     from activities.heartbeat_activities import HeartbeatActivities
+    from contract.names import TASK_QUEUE
     from skills.registry import default_registry
-    from workflows.contract import TASK_QUEUE
 
     # Tests run the workflows in the sandbox, which rejects non-deterministic calls the unsandboxed
     # production runner would let through.

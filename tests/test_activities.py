@@ -14,7 +14,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.agent import offline_reply
-from activities.contract import (
+from activities.heartbeat_activities import HeartbeatActivities
+from activities.ticks import SUMMARY_KIND
+from contract.messages import (
     ERROR_BAD_PARAMS,
     ERROR_PREFILTER_FAILED,
     ERROR_TOOL_NOT_ALLOWED,
@@ -28,8 +30,6 @@ from activities.contract import (
     ReceiptRequest,
     TickRef,
 )
-from activities.heartbeat_activities import HeartbeatActivities
-from activities.ticks import SUMMARY_KIND
 from manifest.models import INTERNAL_AGENT_MEMORY, INTERNAL_APP_RECORDS
 from skills.registry import Skill, SkillContext, ToolSpec, default_registry
 from store import Store
@@ -118,7 +118,7 @@ async def put_kpis(store: Store, tenant: str = TENANT) -> None:
 
 
 def test_all_registers_every_activity_the_workflows_call(acts: HeartbeatActivities) -> None:
-    from activities import contract
+    from contract import names as contract
 
     names = sorted(fn.__temporal_activity_definition.name for fn in acts.all())
     called = sorted({contract.PREFILTER, contract.AGENT_TURN, contract.AGENT_STEP, contract.TOOL_CALL,

@@ -14,17 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from client.sync import install_manifests, manifest_json, installed_hash
-from client.sync import LoadedManifest
+from client.sync import LoadedManifest, install_manifests, installed_hash, manifest_json
+from contract.heartbeat import HeartbeatConfig, HeartbeatInput
+from contract.messages import MAX_AGENT_STEPS, MAX_TOKENS_PER_CALL
+from contract.names import TASK_QUEUE, heartbeat_workflow_id, vision_workflow_id
 from manifest.loader import parse_manifest
 from schedule import upcoming_fires
 from store import open_store
-from tests.provider_server import ProviderServer, error_reply, text_reply, tool_reply
+from tests.provider_server import ProviderServer, text_reply, tool_reply
 from tests.temporal_env import dev_server, running_worker, time_skipping_env
-from workflows.contract import TASK_QUEUE, HeartbeatConfig, HeartbeatInput, workflow_id
-from activities.contract import MAX_AGENT_STEPS, MAX_TOKENS_PER_CALL
 from workflows.heartbeat import HeartbeatWorkflow
-from workflows.vision import vision_workflow_id
 
 REPO = Path(__file__).resolve().parent.parent
 TENANT = "acme"
@@ -43,7 +42,7 @@ agents:
         invoke_always: true
         prompt: Review KPI delta, escalate if off-pace.
 """
-HEARTBEAT_ID = workflow_id(TENANT, "marketing", "cmo", "hourly_kpi")
+HEARTBEAT_ID = heartbeat_workflow_id(TENANT, "marketing", "cmo", "hourly_kpi")
 # The same app with hourly_kpi weekly, days away: in tests that skip time, only run-now ticks it,
 # so scripted replies are consumed in order.
 WEEKLY_MANIFEST = MANIFEST.replace("interval_minutes: 5", 'schedule_type: weekly\n        time_of_day: "03:00"\n'
@@ -208,7 +207,8 @@ async def test_a_reply_cut_at_the_token_cap_fails_the_tick(store, provider):
 
 async def test_escalations_within_the_delay_coalesce_into_one_vision_pass(store):
     await store.upsert_tenant(tenant=TENANT, timezone="UTC", provider="offline")
-    from workflows.vision import SIGNAL_ESCALATE, VisionInput
+    from contract.names import SIGNAL_ESCALATE
+    from contract.vision import VisionInput
 
     async with time_skipping_env() as env, running_worker(env.client, store):
         for reason in ("signups off pace", "CAC rising", "churn spike"):
@@ -237,7 +237,7 @@ async def test_a_commitment_made_in_one_tick_is_acted_on_when_due(store, provide
     provider.script_openai(text_reply("Signups are low. I'll follow up tomorrow with the content drafter."),
                            text_reply("Followed up: asked content_drafter for a launch post."))
     kpi, review = manifest.agents[0].heartbeats
-    review_id = workflow_id(TENANT, "marketing", "cmo", "review_commitments")
+    review_id = heartbeat_workflow_id(TENANT, "marketing", "cmo", "review_commitments")
     async with time_skipping_env() as env, running_worker(env.client, store):
         config = HeartbeatConfig(tenant=TENANT, app="marketing", agent="cmo", heartbeat=review)
         await env.client.start_workflow(HeartbeatWorkflow.run, HeartbeatInput(config=config), id=review_id,

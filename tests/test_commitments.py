@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from activities.contract import AgentReply, CompleteTickRequest, PrefilterRequest, TickRef
 from activities.prefilter import run_prefilter
 from activities.ticks import SUMMARY_KIND, complete_tick, write_commitments
 from commitments import (
@@ -19,6 +18,7 @@ from commitments import (
     Commitment,
     extract_commitments,
 )
+from contract.messages import AgentReply, CompleteTickRequest, PrefilterRequest, TickRef
 from manifest.models import INTERNAL_AGENT_MEMORY
 from skills import default_registry
 from store import Store

@@ -9,12 +9,13 @@ import asyncio
 import pytest
 
 from client.sync import installed_hash, manifest_json
+from contract.heartbeat import HeartbeatConfig, HeartbeatInput
+from contract.names import TASK_QUEUE, heartbeat_workflow_id
 from drills.crash import run_crash_drills
 from manifest.loader import parse_manifest
 from store import open_store
 from tests.provider_server import ProviderServer, error_reply, text_reply
 from tests.temporal_env import running_worker, time_skipping_env
-from workflows.contract import TASK_QUEUE, HeartbeatConfig, HeartbeatInput, workflow_id
 from workflows.heartbeat import HeartbeatWorkflow
 
 MANIFEST = """\
@@ -30,7 +31,7 @@ agents:
         interval_minutes: 60
         invoke_always: true
 """
-HEARTBEAT = workflow_id("acme", "faults", "bot", "tick")
+HEARTBEAT = heartbeat_workflow_id("acme", "faults", "bot", "tick")
 
 
 async def test_crash_drills_reduced(tmp_path):

@@ -7,28 +7,21 @@ with hand-computed instants: here we check the workflow fires exactly then, and 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.exceptions import ApplicationError
 
+from contract.heartbeat import HeartbeatConfig, HeartbeatInput, HeartbeatState, HeartbeatStatusView
+from contract.names import TASK_QUEUE
 from manifest.models import HeartbeatSpec
 from schedule import upcoming_fires
 from skills.registry import Skill, SkillRegistry, ToolSpec, default_registry
 from store import Store, open_store
 from tests.temporal_env import running_worker, time_skipping_env
-from workflows.contract import (
-    TASK_QUEUE,
-    HeartbeatConfig,
-    HeartbeatInput,
-    HeartbeatState,
-    HeartbeatStatusView,
-)
-from workflows.heartbeat import HeartbeatWorkflow
 from worker import WorkerSettings
+from workflows.heartbeat import HeartbeatWorkflow
 
 TENANT = "acme"
 
@@ -312,8 +305,9 @@ async def test_a_slow_prefilter_does_not_delay_the_next_tick(tmp_path, store):
     activities. The timer is counted from `workflow.now()`, which the SDK moves on as each local
     activity resolves; counted from the tick's start it would fire late by the pre-filter's
     duration. Real time on a dev server: a 1.5 s pre-filter, then the armed timer's fire time."""
-    from activities.contract import PREFILTER
     from temporalio.api.enums.v1 import EventType
+
+    from contract.names import PREFILTER
     from tests.temporal_env import dev_server
 
     slow_s = 1.5

@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from activities.contract import PrefilterRequest, TickRef, ToolCallRequest
 from activities.prefilter import run_prefilter
 from activities.tools import allowed_skills_for, run_tool_call
 from client.sync import installed_hash, manifest_json
+from contract.messages import PrefilterRequest, TickRef, ToolCallRequest
+from contract.names import heartbeat_workflow_id
 from manifest.loader import parse_manifest
 from skills.registry import default_registry
-from workflows.contract import workflow_id
 
 TENANTS = ("acme", "acme2", "acme_")
 APPS = ("crm", "crm2")
@@ -81,7 +81,7 @@ async def seeded(store):
 
 
 def tick(tenant: str, app: str, n: int = 1) -> TickRef:
-    return TickRef(heartbeat_id=workflow_id(tenant, app, "bot", "leads"), tenant=tenant, app=app, agent="bot",
+    return TickRef(heartbeat_id=heartbeat_workflow_id(tenant, app, "bot", "leads"), tenant=tenant, app=app, agent="bot",
                    slug="leads", tick_id=f"run/{n}", at=NOW, trigger="schedule")
 
 

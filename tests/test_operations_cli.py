@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from client import operations
+from contract.search_attributes import SA_FAILURE_COUNT, SA_STATUS
 from store import open_store
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from workflows.contract import SA_FAILURE_COUNT, SA_STATUS
 from tests.temporal_env import free_port as closed_port  # a port nothing listens on
 
 TENANT = "acme"

@@ -17,15 +17,16 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import insert
 
-from activities.contract import MAX_PREFILTER_BYTES, MAX_PREFILTER_ROWS, PrefilterRequest, TickRef
 from activities.prefilter import run_prefilter
 from client.sync import installed_hash, manifest_json
+from contract.heartbeat import HeartbeatConfig, HeartbeatInput
+from contract.messages import MAX_PREFILTER_BYTES, MAX_PREFILTER_ROWS, PrefilterRequest, TickRef
+from contract.names import TASK_QUEUE, heartbeat_workflow_id
 from manifest.loader import parse_manifest
 from skills.registry import default_registry
 from store import open_store
 from tests.provider_server import ProviderServer, text_reply, tool_reply
 from tests.temporal_env import running_worker, time_skipping_env
-from workflows.contract import TASK_QUEUE, HeartbeatConfig, HeartbeatInput, workflow_id
 from workflows.heartbeat import HeartbeatWorkflow
 
 OPENAI_KEY = "sk-proj-SECRETopenai0123456789abcdef"
@@ -62,7 +63,7 @@ async def install(store, tenant: str, provider: str):
 
 
 async def wait_receipts(store, tenant: str, count: int) -> list[dict]:
-    heartbeat = workflow_id(tenant, "marketing", "cmo", "kpi")
+    heartbeat = heartbeat_workflow_id(tenant, "marketing", "cmo", "kpi")
     for _ in range(300):
         receipts = await store.list_receipts(tenant=tenant, heartbeat_id=heartbeat, limit=100)
         if len(receipts) >= count:
@@ -168,10 +169,11 @@ async def test_100000_matching_records_stay_within_the_prefilter_caps(tmp_path):
 
 @pytest.mark.parametrize("text", ["y" * 100_000, "é" * 50_000])
 def test_replies_and_errors_entering_history_are_capped(text):
-    from activities.contract import MAX_ERROR_CHARS, MAX_REPLY_CHARS, AgentReply
-    from activities.tools import cap_result
-    from workflows.heartbeat import _error_text
     from temporalio.exceptions import ApplicationError
+
+    from activities.tools import cap_result
+    from contract.messages import MAX_ERROR_CHARS, MAX_REPLY_CHARS, AgentReply
+    from workflows.heartbeat import _error_text
 
     assert len(cap_result(text)) <= 8_000
     assert len(_error_text(ApplicationError(text))) <= MAX_ERROR_CHARS

@@ -11,7 +11,6 @@ from skills.registry import (
     InvalidArgumentsError,
     Skill,
     SkillContext,
-    SkillRegistry,
     ToolSpec,
     UnknownSkillError,
     UnknownToolError,

@@ -35,11 +35,11 @@ from client.sync import (
     plan_install,
     uninstall_app,
 )
+from contract.heartbeat import HeartbeatConfig, HeartbeatInput, HeartbeatStatusView
 from manifest.loader import parse_manifest
 from store import Store, open_store
 from tests.temporal_env import CallRecorder, recording_client
 from tests.temporal_env import free_port as closed_port  # a port nothing listens on
-from workflows.contract import HeartbeatConfig, HeartbeatInput, HeartbeatStatusView
 
 TENANT = "acme"
 
@@ -433,7 +433,7 @@ class Installer:
         """Start a heartbeat's workflow outside the sync client, with or without the app's attributes."""
         from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-        from workflows.contract import SA_APP, SA_TENANT
+        from contract.search_attributes import SA_APP, SA_TENANT
 
         attributes = TypedSearchAttributes(
             [SearchAttributePair(SA_TENANT, config.tenant), SearchAttributePair(SA_APP, config.app)]

@@ -12,20 +12,12 @@ from pathlib import Path
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from contract.heartbeat import HeartbeatConfig, HeartbeatInput
+from contract.names import TASK_QUEUE
+from contract.search_attributes import SA_AGENT, SA_APP, SA_FAILURE_COUNT, SA_SLUG, SA_STATUS, SA_TENANT
 from manifest.models import HeartbeatSpec
 from store import open_store
 from tests.temporal_env import dev_server, running_worker
-from workflows.contract import (
-    SA_AGENT,
-    SA_APP,
-    SA_FAILURE_COUNT,
-    SA_SLUG,
-    SA_STATUS,
-    SA_TENANT,
-    TASK_QUEUE,
-    HeartbeatConfig,
-    HeartbeatInput,
-)
 from workflows.heartbeat import HeartbeatWorkflow
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")

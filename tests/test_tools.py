@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 import providers
-from activities.contract import MAX_TOOL_RESULT_CHARS, TickRef, ToolCallRequest
 from activities.tools import allowed_skills_for, cap_result, run_tool_call
+from contract.llm import LlmRequest, LlmResponse, ToolDef
+from contract.messages import MAX_TOOL_RESULT_CHARS, TickRef, ToolCallRequest
 from manifest.models import AppManifest
-from providers.contract import LlmRequest, LlmResponse, ToolDef
 from skills import (
     ENTRY_POINT_GROUP,
     SKILL_MODULES_ENV,

@@ -23,22 +23,23 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contract import (
-        AGENT_STEP,
-        AGENT_TURN,
-        COMPLETE_TICK,
+    from contract.heartbeat import (
+        MAX_CONSECUTIVE_FAILURES,
+        HeartbeatConfig,
+        HeartbeatInput,
+        HeartbeatState,
+        HeartbeatStatusView,
+    )
+    from contract.llm import ChatMessage, LlmResponse
+    from contract.messages import (
         ERROR_MAX_STEPS,
         ERROR_TOKEN_CAP,
         MAX_AGENT_STEPS,
-        MAX_TURN_MESSAGE_CHARS,
-        TOOL_CALL,
-        WAKE_VISION,
-        AgentStepRequest,
         MAX_ERROR_CHARS,
+        MAX_TURN_MESSAGE_CHARS,
         NON_RETRYABLE_PREFILTER_ERRORS,
-        PREFILTER,
-        RECORD_RECEIPT,
         AgentReply,
+        AgentStepRequest,
         AgentTurnRequest,
         CompleteTickRequest,
         PrefilterRequest,
@@ -50,26 +51,25 @@ with workflow.unsafe.imports_passed_through():
         ToolResult,
         WakeVisionRequest,
     )
-    from providers.contract import ChatMessage, LlmResponse
-    from schedule import next_fire
-    from workflows.contract import (
-        MAX_CONSECUTIVE_FAILURES,
+    from contract.names import (
+        AGENT_STEP,
+        AGENT_TURN,
+        COMPLETE_TICK,
+        HEARTBEAT_WORKFLOW,
+        PREFILTER,
         QUERY_STATUS,
-        SA_FAILURE_COUNT,
-        SA_STATUS,
+        RECORD_RECEIPT,
         SIGNAL_ENABLE,
         SIGNAL_PAUSE,
         SIGNAL_RECONFIGURE,
         SIGNAL_RESUME,
         SIGNAL_RUN_NOW,
-        HeartbeatConfig,
-        HeartbeatInput,
-        HeartbeatState,
-        HeartbeatStatusView,
-        Status,
-        Trigger,
-        iso_utc,
+        TOOL_CALL,
+        WAKE_VISION,
     )
+    from contract.search_attributes import SA_FAILURE_COUNT, SA_STATUS
+    from contract.vocabulary import Status, Trigger, iso_utc
+    from schedule import next_fire
 
 # Fast database work: local activities (recorded as one marker each, no extra workflow task).
 STORE_ACTIVITY = dict(
@@ -112,7 +112,7 @@ TOOL_ACTIVITY = dict(
 PATCH_DURABLE_TURN = "durable-agent-turn"
 
 
-@workflow.defn(name="HeartbeatWorkflow")
+@workflow.defn(name=HEARTBEAT_WORKFLOW)
 class HeartbeatWorkflow:
     @workflow.init
     def __init__(self, input: HeartbeatInput) -> None:

@@ -11,22 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contract import (
-        AGENT_STEP,
-        RECORD_VISION_PLAN,
-        AgentStepRequest,
-        TickRef,
-        VisionPlan,
-    )
-    from providers.contract import LlmResponse
+    from contract.llm import LlmResponse
+    from contract.messages import AgentStepRequest, TickRef
+    from contract.names import AGENT_STEP, RECORD_VISION_PLAN, SIGNAL_ESCALATE, VISION_WORKFLOW, vision_workflow_id
+    from contract.vision import VisionInput, VisionPlan
     from workflows.heartbeat import AGENT_ACTIVITY, STORE_ACTIVITY
 
-VISION_WORKFLOW_PREFIX = "vision"
-SIGNAL_ESCALATE = "escalate"
 ESCALATION_DELAY = timedelta(seconds=30)
 MAX_PASSES_PER_RUN = 50
 MAX_REASONS = 10
@@ -41,21 +34,7 @@ PHASES = {
 }
 
 
-def vision_workflow_id(tenant: str, app: str, agent: str) -> str:
-    return f"{VISION_WORKFLOW_PREFIX}:{tenant}:{app}:{agent}"
-
-
-class VisionInput(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    tenant: str
-    app: str
-    agent: str
-    passes: int = 0
-    pending: list[str] = Field(default_factory=list)  # escalation reasons not yet acted on
-
-
-@workflow.defn(name="VisionWorkflow")
+@workflow.defn(name=VISION_WORKFLOW)
 class VisionWorkflow:
     @workflow.init
     def __init__(self, input: VisionInput) -> None:

@@ -1,8 +1,8 @@
 """The provider-neutral shapes of one LLM call: what the agent turn sends and gets back.
 
-Pure (pydantic only): the workflow carries these between the LLM activity and the tool
-activities, so they are recorded in history. Never put keys or base URLs in them; the activity
-reads those from the SDKs' own environment variables.
+The workflow carries these between the LLM activity and the tool activities, so they are recorded
+in history. Never put keys or base URLs in them; the providers read those from the SDKs' own
+environment variables.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ProviderName = Literal["anthropic", "openai", "offline"]
-ModelTier = Literal["cheap", "standard", "premium"]
+from contract.vocabulary import ProviderName
 
 # Tool names are "{skill}__{tool}": both APIs allow only [A-Za-z0-9_-] in tool names.
 TOOL_NAME_SEPARATOR = "__"

@@ -1,23 +1,17 @@
-"""Activity names, inputs, outputs, caps and error types: what the heartbeat workflow calls.
+"""Activity requests and results, the caps on what enters workflow history, and stable error types.
 
-Pure (pydantic only) so the workflow sandbox can import it. Everything here is recorded in
-workflow history: rows and texts are capped, and nothing secret is ever put in.
+Everything here is recorded in workflow history: rows and texts are capped, and nothing secret is
+ever put in.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from workflows.contract import Outcome, Trigger
-
-# Activity names (registered by worker.py).
-PREFILTER = "prefilter"
-AGENT_TURN = "agent_turn"
-COMPLETE_TICK = "complete_tick"
-RECORD_RECEIPT = "record_receipt"
+from contract.vocabulary import ConversationMode, ModelTier, Outcome, Trigger
 
 # Caps on what enters history from one tick.
 MAX_PREFILTER_ROWS = 50
@@ -31,11 +25,9 @@ ERROR_UNKNOWN_SKILL = "UnknownSkill"
 ERROR_TOOL_NOT_ALLOWED = "PrefilterToolNotAllowed"
 ERROR_PREFILTER_FAILED = "PrefilterFailed"
 ERROR_BAD_PARAMS = "InvalidPrefilterParams"
+# The store refused what a tick asked it to write (a bug or a corrupt request, not an outage).
+ERROR_STORE_REJECTED = "StoreRejected"
 NON_RETRYABLE_PREFILTER_ERRORS = (ERROR_UNKNOWN_SKILL, ERROR_TOOL_NOT_ALLOWED, ERROR_PREFILTER_FAILED, ERROR_BAD_PARAMS)
-
-ModelTier = Literal["cheap", "standard", "premium"]
-ConversationMode = Literal["dedicated", "isolated", "main"]
-
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -111,11 +103,7 @@ class ReceiptRequest(_Message):
     duration_ms: int = 0
 
 
-# --- the durable agent turn (issue 4): LLM step ⇄ tool calls, each its own activity ------------
-
-AGENT_STEP = "agent_step"
-TOOL_CALL = "tool_call"
-WAKE_VISION = "wake_vision"
+# --- the durable agent turn: LLM step ⇄ tool calls, each its own activity ----------------------
 
 MAX_AGENT_STEPS = 8  # LLM calls per turn; more ends the tick as failed (reason max_steps)
 # Output cap of each LLM call (thinking/reasoning tokens included on models that think);
@@ -140,7 +128,7 @@ class AgentStepRequest(_Message):
     truncated: bool
     model_tier: ModelTier
     conversation_mode: ConversationMode
-    turn: list[Any]  # providers.contract.ChatMessage of this turn so far (as dicts)
+    turn: list[Any]  # contract.llm.ChatMessage of this turn so far (as dicts)
 
 
 class ToolCallRequest(_Message):
@@ -161,18 +149,3 @@ class ToolResult(_Message):
 class WakeVisionRequest(_Message):
     tick: TickRef
     reason: str
-
-
-RECORD_VISION_PLAN = "record_vision_plan"
-VISION_PLAN_MEMORY_KIND = "vision_plan"
-
-
-class VisionPlan(_Message):
-    """A vision pass's output, written to the agent's memory (kind `vision_plan`)."""
-
-    tick: TickRef
-    assess: str
-    plan: str
-    act: str
-    provider: str
-    model: str

@@ -1,0 +1,67 @@
+"""Names that operators type and that processes look each other up by.
+
+Workflow IDs are typeable in a shell: every part is a `[a-z][a-z0-9_-]*` id (manifest.ids), joined
+by `:`, so an ID parses back into its parts unambiguously.
+"""
+
+from __future__ import annotations
+
+from manifest.ids import id_problem
+
+TASK_QUEUE = "heartbeats"
+
+# Workflow types: registered by the worker under these names; clients start and list them by name.
+HEARTBEAT_WORKFLOW = "HeartbeatWorkflow"
+VISION_WORKFLOW = "VisionWorkflow"
+
+# Signals and the query of a heartbeat, by the names operators type into `temporal workflow signal/query`.
+SIGNAL_RUN_NOW = "run_now"
+SIGNAL_PAUSE = "pause"
+SIGNAL_RESUME = "resume"
+SIGNAL_ENABLE = "enable"
+SIGNAL_RECONFIGURE = "reconfigure"
+QUERY_STATUS = "status"
+HEARTBEAT_SIGNALS = (SIGNAL_RUN_NOW, SIGNAL_PAUSE, SIGNAL_RESUME, SIGNAL_ENABLE, SIGNAL_RECONFIGURE)
+
+# The vision workflow's signal: a heartbeat's reply asked for deeper re-planning.
+SIGNAL_ESCALATE = "escalate"
+
+# Activity names (registered by worker.py).
+PREFILTER = "prefilter"
+AGENT_TURN = "agent_turn"  # the single-activity turn of ticks that started before the durable turn
+AGENT_STEP = "agent_step"
+TOOL_CALL = "tool_call"
+COMPLETE_TICK = "complete_tick"
+RECORD_RECEIPT = "record_receipt"
+WAKE_VISION = "wake_vision"
+RECORD_VISION_PLAN = "record_vision_plan"
+
+HEARTBEAT_ID_PREFIX = "heartbeat"
+VISION_ID_PREFIX = "vision"
+
+
+def heartbeat_workflow_id(tenant: str, app: str, agent: str, slug: str) -> str:
+    """`heartbeat:{tenant}:{app}:{agent}:{slug}`; ValueError naming the part that is not an id."""
+    _check_parts(tenant=tenant, app=app, agent=agent, slug=slug)
+    return f"{HEARTBEAT_ID_PREFIX}:{tenant}:{app}:{agent}:{slug}"
+
+
+def parse_heartbeat_workflow_id(value: str) -> tuple[str, str, str, str]:
+    """(tenant, app, agent, slug) of a heartbeat workflow ID; ValueError if it is not one."""
+    parts = value.split(":") if isinstance(value, str) else []
+    if len(parts) != 5 or parts[0] != HEARTBEAT_ID_PREFIX or any(id_problem(p) for p in parts[1:]):
+        raise ValueError(f"not a heartbeat workflow ID: {value!r} (expected heartbeat:TENANT:APP:AGENT:SLUG)")
+    return parts[1], parts[2], parts[3], parts[4]
+
+
+def vision_workflow_id(tenant: str, app: str, agent: str) -> str:
+    """`vision:{tenant}:{app}:{agent}`: one vision loop per agent."""
+    _check_parts(tenant=tenant, app=app, agent=agent)
+    return f"{VISION_ID_PREFIX}:{tenant}:{app}:{agent}"
+
+
+def _check_parts(**parts: str) -> None:
+    for what, value in parts.items():
+        reason = id_problem(value)
+        if reason:
+            raise ValueError(f"{what} {reason}")
