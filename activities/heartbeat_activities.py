@@ -103,7 +103,7 @@ class HeartbeatActivities:
     @activity.defn(name=COMPLETE_TICK)
     async def complete_tick(self, request: CompleteTickRequest) -> TickCompletion:
         """Reply protocol, conversation and memory writeback, receipt (idempotent per tick)."""
-        return await complete_tick(self.store, request, attempt=activity.info().attempt)
+        return await complete_tick(self.store, request)
 
     @activity.defn(name=RECORD_RECEIPT)
     async def record_receipt(self, request: ReceiptRequest) -> bool:
@@ -146,11 +146,11 @@ class HeartbeatActivities:
     async def record_vision_plan(self, plan: VisionPlan) -> None:
         """Write a vision pass's plan to the agent's memory, once per pass."""
         tick = plan.tick
-        existing = await self.store.query_memory(tenant=tick.tenant, app=tick.app, agent=tick.agent,
+        existing = await self.store.memory.query(tenant=tick.tenant, app=tick.app, agent=tick.agent,
                                                  kind=VISION_PLAN_MEMORY_KIND, now=datetime.now(UTC), limit=5)
-        if any((entry.get("data") or {}).get("pass") == tick.tick_id for entry in existing):
+        if any(isinstance(entry.data, dict) and entry.data.get("pass") == tick.tick_id for entry in existing):
             return  # a retry after the write
-        await self.store.add_memory(
+        await self.store.memory.add(
             tenant=tick.tenant, app=tick.app, agent=tick.agent, kind=VISION_PLAN_MEMORY_KIND,
             content=plan.plan[:2000],
             data={"pass": tick.tick_id, "assess": plan.assess[:4000], "act": plan.act[:4000],

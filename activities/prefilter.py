@@ -97,7 +97,7 @@ async def run_prefilter(
     rows, truncated = cap_rows(matched)
     if rows and _feeds_commitments(request):
         # Exactly the entries the agent is about to see: marked done when this tick completes.
-        await store.claim_memory(
+        await store.memory.claim(
             tenant=tick.tenant,
             app=tick.app,
             agent=tick.agent,
@@ -117,7 +117,7 @@ async def run_prefilter(
 
     # Nothing found and not invoke_always: the common no-op tick ends here, with its receipt. On a
     # retry add_receipt finds the receipt already there (idempotent per tick) and writes nothing.
-    written = await store.add_receipt(
+    written = await store.receipts.add(
         tenant=tick.tenant,
         heartbeat_id=tick.heartbeat_id,
         tick_id=tick.tick_id,
@@ -163,7 +163,7 @@ async def _app_records(store: Store, tick: TickRef, params: dict[str, Any]) -> l
             ERROR_BAD_PARAMS,
         )
     # One more than the cap: tells "exactly 50" from "more than 50".
-    return await store.query_records(
+    return await store.records.query(
         tenant=tick.tenant, app=tick.app, record_type=record_type, filters=filters, limit=MAX_PREFILTER_ROWS + 1
     )
 
@@ -181,7 +181,7 @@ async def _agent_memory(store: Store, tick: TickRef, params: dict[str, Any], *, 
     if kind is not None and (not isinstance(kind, str) or not kind):
         raise _app_fault(f"{INTERNAL_AGENT_MEMORY}: params.kind must be a memory kind (got {kind!r})", ERROR_BAD_PARAMS)
     if kind == COMMITMENT_KIND:
-        return await store.query_memory(
+        entries = await store.memory.query(
             tenant=tick.tenant,
             app=tick.app,
             agent=tick.agent,
@@ -191,9 +191,11 @@ async def _agent_memory(store: Store, tick: TickRef, params: dict[str, Any], *, 
             due_only=True,
             include_done=False,
         )
-    return await store.query_memory(
-        tenant=tick.tenant, app=tick.app, agent=tick.agent, kind=kind, now=now, limit=MAX_PREFILTER_ROWS + 1
-    )
+    else:
+        entries = await store.memory.query(
+            tenant=tick.tenant, app=tick.app, agent=tick.agent, kind=kind, now=now, limit=MAX_PREFILTER_ROWS + 1
+        )
+    return [entry.to_json() for entry in entries]
 
 
 def _feeds_commitments(request: PrefilterRequest) -> bool:

@@ -1,6 +1,6 @@
 """The end of a tick: the reply protocol, the conversation and memory writes, and the receipt.
 
-COMPLETE_TICK: a suppressed reply (`HEARTBEAT_OK`, seeds/004) leaves only its receipt. A substantive
+COMPLETE_TICK: a suppressed reply (`HEARTBEAT_OK`) leaves only its receipt. A substantive
 one is appended to the agent's conversation (`dedicated`: the agent's own heartbeat thread; `main`:
 the user-facing thread; `isolated`: not persisted), goes through the commitment post-pass (each
 "I'll follow up on Tuesday" becomes a memory entry of kind `commitment` with its due time, see
@@ -38,67 +38,54 @@ from contract.messages import (
 )
 from reply.protocol import classify_reply
 from store.errors import StoreError
-from store.store import Store
+from store.models import MemoryEntry
+from store.store import Areas, Store, Transaction
 from store.types import utcnow
 
 SUMMARY_KIND = "heartbeat_summary"
 MAX_SUMMARY_CHARS = 200
 ESCALATION_ONLY_TEXT = "[escalated to vision]"  # the message when the reply was nothing but the marker
 
-# How far back a retry looks for its own earlier writes (see complete_tick).
-_MEMORY_LOOKBACK = 50
-_MESSAGE_LOOKBACK = 10
 
 
-async def complete_tick(store: Store, request: CompleteTickRequest, *, attempt: int = 1) -> TickCompletion:
-    """Apply the reply protocol and persist the tick's outcome; safe to run again for the same tick.
+async def complete_tick(store: Store, request: CompleteTickRequest) -> TickCompletion:
+    """Apply the reply protocol and persist the tick's outcome, in one transaction.
 
-    Idempotency without a transaction spanning the store's methods: the writes go in a fixed order,
-    message → commitments → memory summary → fed commitments done → receipt, and each run first
-    looks for the earlier ones.
-
-    - The memory summary carries the tick's identity in its `data`. Found → the message and the
-      commitments before it were written too, so none is written again. This is exact, and it is why
-      the summary comes after them: it is the marker that those writes are done. The commitments
-      are idempotent on their own as well (dedupe keys, see write_commitments); marking the fed ones
-      done only touches entries not done yet.
-    - The receipt is idempotent in the store (unique heartbeat_id + tick_id); add_receipt returns
-      False on a repeat and writes nothing.
-    - The one gap: a run that appended the message and died before the summary. A *retry*
-      (attempt > 1) then looks for an identical assistant message among the thread's newest few and
-      does not append it twice. Only retries look: on a first attempt an identical message is an
-      earlier tick saying the same thing again, which must be kept. The worst case of the heuristic
-      (an earlier tick said exactly this, and this tick's first attempt died before appending) loses a
-      verbatim repeat, never a distinct message.
-
-    Checking the receipt first instead would not do: it is written last, so a retry after a partial
-    run would not see it; writing it first would make a crash lose the message for good.
+    Every write of the tick (receipt, fed commitments done, and for a substantive reply the
+    conversation message, the inferred commitments and the summary) commits together or not at
+    all, so a crash never leaves half a tick behind. The receipt is written first: it is unique
+    per (heartbeat, tick), so a retried activity, or a second attempt racing the first, finds it,
+    writes nothing else and returns the same verdict.
     """
     tick = request.tick
     verdict = classify_reply(request.reply.text)
-    receipt = _receipt_fields(tick) | {
-        "rows": request.rows,
-        "provider": request.reply.provider,
-        "model": request.reply.model,
-        "tokens_in": request.reply.tokens_in,
-        "tokens_out": request.reply.tokens_out,
-        "duration_ms": request.duration_ms,
-        "reply": verdict.text,
-    }
+    completion = TickCompletion(outcome="suppressed" if verdict.suppressed else "substantive",
+                                escalated=verdict.escalated and not verdict.suppressed)
     try:
-        if verdict.suppressed:
-            # Not persisted anywhere but the receipt: keeps the dedicated thread bounded (seeds/004).
-            await _complete_fed_commitments(store, tick)
-            await _add_receipt(store, tick, outcome="suppressed", **receipt)
-            return TickCompletion(outcome="suppressed", escalated=False)
-
-        message = verdict.text or ESCALATION_ONLY_TEXT
-        if await _summary_written(store, tick):
-            activity.logger.info("%s tick %s: conversation and memory already written", tick.heartbeat_id, tick.tick_id)
-        else:
-            await _append_to_conversation(store, request, message, retry=attempt > 1)
-            await write_commitments(store, tick, verdict.text)
-            await store.add_memory(
+        async with store.transaction() as tx:
+            written = await tx.receipts.add(
+                **_receipt_fields(tick),
+                outcome=completion.outcome,
+                escalated=completion.escalated,
+                rows=request.rows,
+                provider=request.reply.provider,
+                model=request.reply.model,
+                tokens_in=request.reply.tokens_in,
+                tokens_out=request.reply.tokens_out,
+                duration_ms=request.duration_ms,
+                reply=verdict.text,
+            )
+            if not written:
+                activity.logger.info("%s tick %s: already completed", tick.heartbeat_id, tick.tick_id)
+                return completion
+            await _complete_fed_commitments(tx, tick)
+            if verdict.suppressed:
+                # Nothing persisted but the receipt: keeps the dedicated thread bounded.
+                return completion
+            message = verdict.text or ESCALATION_ONLY_TEXT
+            await _append_to_conversation(tx, request, message)
+            await write_commitments(tx, tick, verdict.text)
+            await tx.memory.add(
                 tenant=tick.tenant,
                 app=tick.app,
                 agent=tick.agent,
@@ -106,11 +93,10 @@ async def complete_tick(store: Store, request: CompleteTickRequest, *, attempt: 
                 content=summary_line(message),
                 data={"heartbeat_id": tick.heartbeat_id, "tick_id": tick.tick_id, "escalated": verdict.escalated},
             )
-        await _complete_fed_commitments(store, tick)
-        await _add_receipt(store, tick, outcome="substantive", escalated=verdict.escalated, **receipt)
     except StoreError as exc:
         raise _rejected(exc) from None
-    return TickCompletion(outcome="substantive", escalated=verdict.escalated)
+    activity.logger.info("%s tick %s: receipt %s", tick.heartbeat_id, tick.tick_id, completion.outcome)
+    return completion
 
 
 async def record_receipt(store: Store, request: ReceiptRequest) -> bool:
@@ -120,9 +106,7 @@ async def record_receipt(store: Store, request: ReceiptRequest) -> bool:
     if error is not None and len(error) > MAX_ERROR_CHARS:
         error = error[: MAX_ERROR_CHARS - 1] + "…"
     try:
-        return await _add_receipt(
-            store,
-            tick,
+        written = await store.receipts.add(
             **_receipt_fields(tick),
             outcome=request.outcome,
             reason=request.reason,
@@ -132,9 +116,12 @@ async def record_receipt(store: Store, request: ReceiptRequest) -> bool:
         )
     except StoreError as exc:
         raise _rejected(exc) from None
+    activity.logger.info("%s tick %s: receipt %s%s", tick.heartbeat_id, tick.tick_id, request.outcome,
+                         "" if written else " (already written)")
+    return written
 
 
-async def write_commitments(store: Store, tick: TickRef, text: str) -> list[int]:
+async def write_commitments(store: Areas, tick: TickRef, text: str) -> list[int]:
     """The commitment post-pass: write the commitments of `text` to the agent's memory; their ids.
 
     Due times come from `extract_commitments` at the tick's time in the tenant's zone. Each entry:
@@ -147,14 +134,14 @@ async def write_commitments(store: Store, tick: TickRef, text: str) -> list[int]
     does not count this tick's own earlier entries against the cap, so it writes the same ones again
     (finding them) and no more.
     """
-    tenant = await store.get_tenant(tenant=tick.tenant)
+    tenant = await store.tenants.get(tenant=tick.tenant)
     timezone = tenant.timezone if tenant is not None else "UTC"
     found = [c for c in extract_commitments(text, now=tick.at, timezone=timezone)
              if c.due_at + COMMITMENT_EXPIRY > tick.at]
     if not found:
         return []
     day = local_day(tick.at, timezone).isoformat()
-    inferred_today = await store.query_memory(
+    inferred_today = await store.memory.query(
         tenant=tick.tenant,
         app=tick.app,
         agent=tick.agent,
@@ -175,7 +162,7 @@ async def write_commitments(store: Store, tick: TickRef, text: str) -> list[int]
     ids = []
     for index, commitment in enumerate(kept):
         ids.append(
-            await store.add_memory(
+            await store.memory.add(
                 tenant=tick.tenant,
                 app=tick.app,
                 agent=tick.agent,
@@ -212,41 +199,14 @@ def _receipt_fields(tick: TickRef) -> dict[str, Any]:
     }
 
 
-async def _add_receipt(store: Store, tick: TickRef, **fields: Any) -> bool:
-    written = await store.add_receipt(**fields)
-    activity.logger.info(
-        "%s tick %s: receipt %s%s",
-        tick.heartbeat_id,
-        tick.tick_id,
-        fields["outcome"],
-        "" if written else " (already written)",
-    )
-    return written
-
-
-async def _summary_written(store: Store, tick: TickRef) -> bool:
-    # Newest first: a retry comes soon after its first attempt, so this tick's summary, if any, is
-    # among the agent's newest few (the agent's heartbeats write one per substantive tick).
-    entries = await store.query_memory(
-        tenant=tick.tenant, app=tick.app, agent=tick.agent, kind=SUMMARY_KIND, now=utcnow(), limit=_MEMORY_LOOKBACK
-    )
-    return any(
-        isinstance(entry["data"], dict)
-        and entry["data"].get("heartbeat_id") == tick.heartbeat_id
-        and entry["data"].get("tick_id") == tick.tick_id
-        for entry in entries
-    )
-
-
-def _from_tick(entry: dict[str, Any], tick: TickRef) -> bool:
-    data = entry.get("data")
+def _from_tick(entry: MemoryEntry, tick: TickRef) -> bool:
+    data = entry.data
     return isinstance(data, dict) and data.get("heartbeat_id") == tick.heartbeat_id and data.get("tick_id") == tick.tick_id
 
 
-async def _complete_fed_commitments(store: Store, tick: TickRef) -> None:
-    # The commitments this tick's pre-filter claimed (see activities.prefilter); a no-op otherwise,
-    # and on a retry (they are done already).
-    done = await store.complete_claimed_memory(
+async def _complete_fed_commitments(tx: Transaction, tick: TickRef) -> None:
+    # The commitments this tick's pre-filter claimed (see activities.prefilter); a no-op otherwise.
+    done = await tx.memory.complete_claimed(
         tenant=tick.tenant,
         app=tick.app,
         agent=tick.agent,
@@ -257,19 +217,14 @@ async def _complete_fed_commitments(store: Store, tick: TickRef) -> None:
         activity.logger.info("%s tick %s: %d commitment(s) done", tick.heartbeat_id, tick.tick_id, done)
 
 
-async def _append_to_conversation(store: Store, request: CompleteTickRequest, message: str, *, retry: bool) -> None:
+async def _append_to_conversation(tx: Transaction, request: CompleteTickRequest, message: str) -> None:
     tick = request.tick
     if request.conversation_mode == "isolated":
         return  # a fresh single-shot turn each tick: no history to keep
-    conversation = await store.conversation_id(
+    conversation = await tx.conversations.id_for(
         tenant=tick.tenant, app=tick.app, agent=tick.agent, mode=request.conversation_mode
     )
-    if retry:
-        recent = await store.list_messages(tenant=tick.tenant, conversation_id=conversation, limit=_MESSAGE_LOOKBACK)
-        if any(m["role"] == "assistant" and m["content"] == message for m in recent):
-            activity.logger.info("%s tick %s: message already appended", tick.heartbeat_id, tick.tick_id)
-            return
-    await store.append_message(tenant=tick.tenant, conversation_id=conversation, role="assistant", content=message)
+    await tx.conversations.append(tenant=tick.tenant, conversation_id=conversation, role="assistant", content=message)
 
 
 def _rejected(exc: StoreError) -> ApplicationError:

@@ -46,7 +46,7 @@ MAX_TOOL_ERROR_CHARS = 1_000
 async def allowed_skills_for(store: Store, tenant: str, app: str, agent: str) -> list[str]:
     """The skills the agent lists in `tools` in the app's installed manifest; [] when the app is not
     installed for the tenant or has no such agent (then every tool call is refused)."""
-    installed = await store.get_app(tenant=tenant, app=app)
+    installed = await store.apps.get(tenant=tenant, app=app)
     if installed is None or installed.status != "installed" or not isinstance(installed.manifest, dict):
         return []
     for spec in installed.manifest.get("agents") or []:

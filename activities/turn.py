@@ -38,7 +38,7 @@ async def run_agent_step(store: Store, skills: SkillRegistry, request: AgentStep
     from providers.routing import resolve_for_tenant
 
     tick = request.tick
-    tenant = await store.get_tenant(tenant=tick.tenant)
+    tenant = await store.tenants.get(tenant=tick.tenant)
     provider, model = resolve_for_tenant(tenant, request.model_tier)
     system_prompt, tool_skills = await _agent(store, tick.tenant, tick.app, tick.agent)
     history = await _history(store, request)
@@ -67,7 +67,7 @@ def tick_message(request: AgentStepRequest) -> str:
 
 async def _agent(store: Store, tenant: str, app: str, agent: str) -> tuple[str, list[str]]:
     """The agent's system prompt and tool skills, from the installed manifest."""
-    installed = await store.get_app(tenant=tenant, app=app)
+    installed = await store.apps.get(tenant=tenant, app=app)
     if installed is None:
         return "", []
     manifest = AppManifest.model_validate(installed.manifest)
@@ -82,17 +82,17 @@ async def _history(store: Store, request: AgentStepRequest) -> list[ChatMessage]
     if request.conversation_mode == "isolated":
         return []
     tick = request.tick
-    conversation = await store.conversation_id(tenant=tick.tenant, app=tick.app, agent=tick.agent,
+    conversation = await store.conversations.id_for(tenant=tick.tenant, app=tick.app, agent=tick.agent,
                                                mode=request.conversation_mode)
-    stored = await store.list_messages(tenant=tick.tenant, conversation_id=conversation, limit=HISTORY_MAX_MESSAGES)
+    stored = await store.conversations.messages(tenant=tick.tenant, conversation_id=conversation, limit=HISTORY_MAX_MESSAGES)
     kept: list[ChatMessage] = []
     budget = HISTORY_TOKEN_WINDOW * 4
     for message in reversed(stored):
-        content = str(message["content"])
+        content = message.content
         if len(content) > budget:
             break
         budget -= len(content)
-        role = "assistant" if message["role"] == "assistant" else "user"
+        role = "assistant" if message.role == "assistant" else "user"
         kept.append(ChatMessage(role=role, content=content))
     return _alternating(list(reversed(kept)))
 

@@ -218,8 +218,8 @@ def config_for(tenant: str) -> HeartbeatConfig:
 
 async def seed_substantive(env: Env, tenants: list[str]) -> None:
     for tenant in tenants:
-        await env.store.upsert_tenant(tenant=tenant, provider="offline")
-        await env.store.put_record(tenant=tenant, app="bench", record_type="item", record_id="one",
+        await env.store.tenants.upsert(tenant=tenant, provider="offline")
+        await env.store.records.put(tenant=tenant, app="bench", record_type="item", record_id="one",
                                    data={"note": "something to look at"})
 
 
@@ -534,7 +534,7 @@ async def sync_bench(folder: Path, apps: int, per_app: int) -> dict[str, Any]:
     counter = WriteCounter()
     n = apps * per_app
     async with Env(folder, f"sync-{n}", client_interceptors=[counter]) as env:
-        await env.store.upsert_tenant(tenant="acme", timezone="UTC")
+        await env.store.tenants.upsert(tenant="acme", timezone="UTC")
         far = (datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M")  # nothing ticks during the bench
         manifests = [app_manifest(i, per_app, far) for i in range(apps)]
         loaded = [LoadedManifest(Path(f"{m.id}.yaml"), m) for m in manifests]

@@ -18,6 +18,7 @@ from client.connection import connect
 from client.local_server import find_config, load_config, running_dev_server_async
 from client.sync import install_manifests, load_manifests, print_install
 from contract.names import SIGNAL_RUN_NOW, heartbeat_workflow_id
+from store.models import Receipt
 
 DEMO_TENANT = "demo"
 DEMO_TIMEZONE = "Europe/Berlin"
@@ -39,17 +40,17 @@ SAMPLE_RECORDS = [
 
 async def seed_demo_tenant(store) -> None:
     """Tenant `demo` and its sample records (idempotent: upserts)."""
-    await store.upsert_tenant(tenant=DEMO_TENANT, timezone=DEMO_TIMEZONE)
+    await store.tenants.upsert(tenant=DEMO_TENANT, timezone=DEMO_TIMEZONE)
     for app, record_type, record_id, data in SAMPLE_RECORDS:
-        await store.put_record(tenant=DEMO_TENANT, app=app, record_type=record_type, record_id=record_id, data=data)
+        await store.records.put(tenant=DEMO_TENANT, app=app, record_type=record_type, record_id=record_id, data=data)
 
 
-async def wait_for_receipt(store, heartbeat_id: str, *, newer_than: int, timeout: float = 15.0) -> dict | None:
+async def wait_for_receipt(store, heartbeat_id: str, *, newer_than: int, timeout: float = 15.0) -> Receipt | None:
     """The newest receipt of a heartbeat once it has more than `newer_than` receipts."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        receipts = await store.list_receipts(tenant=DEMO_TENANT, heartbeat_id=heartbeat_id, limit=1000)
+        receipts = await store.receipts.list(tenant=DEMO_TENANT, heartbeat_id=heartbeat_id, limit=1000)
         if len(receipts) > newer_than:
             return receipts[0]
         await asyncio.sleep(0.1)
@@ -78,11 +79,11 @@ async def run_demo(config_path: Path | None) -> None:
             for result in await install_manifests(client, store, loaded, tenant=DEMO_TENANT):
                 print_install(result)
 
-            before = len(await store.list_receipts(tenant=DEMO_TENANT, heartbeat_id=RUN_NOW_TARGET, limit=1000))
+            before = len(await store.receipts.list(tenant=DEMO_TENANT, heartbeat_id=RUN_NOW_TARGET, limit=1000))
             await client.get_workflow_handle(RUN_NOW_TARGET).signal(SIGNAL_RUN_NOW)
             receipt = await wait_for_receipt(store, RUN_NOW_TARGET, newer_than=before)
             click.echo(f"\nRun-now of {RUN_NOW_TARGET}; its receipt:")
-            click.echo(json.dumps(receipt, indent=2) if receipt else "  (none yet: see `heartbeats runs` below)")
+            click.echo(json.dumps(receipt.to_json(), indent=2) if receipt else "  (none yet: see `heartbeats runs` below)")
             click.echo(f"""
 Look at:
   web UI:     {server.ui_url}/namespaces/{server.namespace}/workflows

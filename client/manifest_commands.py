@@ -97,7 +97,7 @@ async def _stored_timezone(tenant: str) -> str | None:
 
     store = await open_store()
     try:
-        record = await store.get_tenant(tenant=tenant)
+        record = await store.tenants.get(tenant=tenant)
         return record.timezone if record else None
     finally:
         await store.close()

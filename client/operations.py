@@ -229,10 +229,10 @@ async def heartbeat_runs(store: Store, workflow_id: str, *, limit: int) -> list[
     from client.sync import stored_manifest
 
     tenant, app, agent, slug = check_workflow_id(workflow_id)
-    receipts = await store.list_receipts(tenant=tenant, heartbeat_id=workflow_id, limit=limit)
+    receipts = await store.receipts.list(tenant=tenant, heartbeat_id=workflow_id, limit=limit)
     if receipts:
         return receipts
-    recorded = await store.get_app(tenant=tenant, app=app)
+    recorded = await store.apps.get(tenant=tenant, app=app)
     manifest = stored_manifest(recorded) if recorded else None
     known = manifest is not None and any(
         agent_spec.id == agent and heartbeat.slug == slug for agent_spec, heartbeat in manifest.heartbeats()
@@ -409,7 +409,7 @@ def runs_command(workflow_id: str, limit: int, as_json: bool) -> None:
     from client.store_commands import run_with_store
 
     check_workflow_id(workflow_id)
-    receipts = run_with_store(lambda store: heartbeat_runs(store, workflow_id, limit=limit))
+    receipts = [r.to_json() for r in run_with_store(lambda store: heartbeat_runs(store, workflow_id, limit=limit))]
     if as_json:
         echo_json(receipts)
         return

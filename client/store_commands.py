@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from client.errors import UserError
-from store.constants import PROVIDERS
+from contract.vocabulary import PROVIDERS
 
 if TYPE_CHECKING:
     from store import Store, Tenant
@@ -51,7 +51,7 @@ def run_with_store(action: Callable[[Store], Awaitable[T]]) -> T:
 
 async def require_tenant(store: Store, tenant: str) -> Tenant:
     """The tenant, or a UserError telling how to create it."""
-    found = await store.get_tenant(tenant=tenant)
+    found = await store.tenants.get(tenant=tenant)
     if found is None:
         raise UserError(
             f"unknown tenant {tenant!r}; create it first: heartbeats tenant set {tenant}"
@@ -105,7 +105,7 @@ def tenant_set(
       heartbeats tenant set acme --provider openai --model-standard gpt-6.2-sol
     """
     saved = run_with_store(
-        lambda store: store.upsert_tenant(
+        lambda store: store.tenants.upsert(
             tenant=tenant_id,
             timezone=timezone,
             provider=provider,
@@ -132,9 +132,9 @@ def tenant_show(tenant_id: str, as_json: bool) -> None:
     """
     found = run_with_store(lambda store: require_tenant(store, tenant_id))
     if as_json:
-        echo_json(found.to_dict())
+        echo_json(found.to_json())
         return
-    for name, value in found.to_dict().items():
+    for name, value in found.to_json().items():
         click.echo(f"{name + ':':<16}{'-' if value is None else value}")
 
 
@@ -178,7 +178,7 @@ def records_put(
 
     async def put(store: Store) -> None:
         await require_tenant(store, tenant_id)
-        await store.put_record(
+        await store.records.put(
             tenant=tenant_id, app=app_id, record_type=record_type, record_id=record_id, data=data
         )
 
@@ -207,13 +207,13 @@ def records_list(
 
     async def fetch(store: Store) -> list[dict[str, Any]]:
         await require_tenant(store, tenant_id)
-        return await store.list_records(
+        return await store.records.list(
             tenant=tenant_id, app=app_id, record_type=record_type, limit=limit
         )
 
     found = run_with_store(fetch)
     if as_json:
-        echo_json(found)
+        echo_json([record.to_json() for record in found])
         return
     if not found:
         click.echo("no records")
@@ -222,11 +222,13 @@ def records_list(
     from rich.table import Table
     from rich.text import Text
 
+    from store.types import iso_z
+
     table = Table("type", "id", "data", "updated")
     for record in found:
-        data = json.dumps(record["data"], ensure_ascii=False)
+        data = json.dumps(record.data, ensure_ascii=False)
         # Text(): record content is data, not rich markup ("[red]" must print as typed).
-        cells = (record["record_type"], record["id"], data, record["updated_at"])
+        cells = (record.record_type, record.id, data, iso_z(record.updated_at) or "")
         table.add_row(*(Text(cell) for cell in cells))
     Console(soft_wrap=False).print(table)
 

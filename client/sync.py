@@ -272,7 +272,7 @@ def check_tenant_id(tenant: str) -> None:
 
 async def tenant_timezone(store: Store, tenant: str) -> str:
     """The tenant's timezone; UserError telling how to create the tenant when it does not exist."""
-    found = await store.get_tenant(tenant=tenant)
+    found = await store.tenants.get(tenant=tenant)
     if found is None:
         raise UserError(f"unknown tenant {tenant!r}; create it first: heartbeats tenant set {tenant}")
     return found.timezone
@@ -483,7 +483,7 @@ async def apply_plan(
     outcomes = await limiter.run([*writes, *orphan_writes])
     orphans_cancelled = [wid for wid, ok in zip(orphans, outcomes[len(writes) :], strict=True) if ok]
 
-    await store.record_app(
+    await store.apps.record(
         tenant=plan.tenant,
         app=plan.app,
         name=plan.manifest.display_name,
@@ -500,7 +500,7 @@ async def apply_plan(
 
 async def recorded_app(store: Store, *, tenant: str, app: str) -> App:
     """The app's record (installed or uninstalled); UserError when the tenant never installed it."""
-    recorded = await store.get_app(tenant=tenant, app=app)
+    recorded = await store.apps.get(tenant=tenant, app=app)
     if recorded is None:
         raise UserError(f"app {app!r} is not installed for tenant {tenant!r}")
     return recorded
@@ -521,7 +521,7 @@ async def uninstall_app(
         }
     ordered = sorted(ids)
     outcomes = await limiter.run([_bind(cancel_workflow, client, wid) for wid in ordered])
-    await store.mark_app_uninstalled(tenant=tenant, app=app)
+    await store.apps.mark_uninstalled(tenant=tenant, app=app)
     return UninstallResult(
         app=app,
         tenant=tenant,
@@ -539,7 +539,7 @@ async def plan_manifests(
     if problems:
         count = len(problems)
         raise UserError(f"nothing installed: {count} problem{'s' * (count != 1)}\n" + "\n".join(problems))
-    installed = await store.get_apps(tenant=tenant, app_ids=[item.manifest.id for item in loaded])
+    installed = await store.apps.get_many(tenant=tenant, app_ids=[item.manifest.id for item in loaded])
     return [
         plan_install(item.manifest, tenant=tenant, tenant_timezone=tz, installed=installed.get(item.manifest.id))
         for item in loaded
@@ -615,7 +615,7 @@ async def sync_folder(
         plans = await plan_manifests(store, loaded, tenant=tenant)
     installed = await apply_plans(client, store, plans, progress=progress)
     keep = {item.manifest.id for item in loaded}
-    gone = [app.id for app in await store.list_apps(tenant=tenant) if app.id not in keep]
+    gone = [app.id for app in await store.apps.list(tenant=tenant) if app.id not in keep]
     return installed, await uninstall_apps(client, store, tenant=tenant, apps=gone)
 
 

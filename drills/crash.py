@@ -157,8 +157,8 @@ class Rig:
     async def install(self, tenant: str, *, skill: str = "_internal_app_records", tool: str = "query",
                       params: str = "{record_type: kpi}", interval: int = 60) -> str:
         assert self.store is not None and self.client is not None
-        await self.store.upsert_tenant(tenant=tenant, timezone="UTC", provider="openai")
-        await self.store.put_record(tenant=tenant, app="drills", record_type="kpi", record_id="signups",
+        await self.store.tenants.upsert(tenant=tenant, timezone="UTC", provider="openai")
+        await self.store.records.put(tenant=tenant, app="drills", record_type="kpi", record_id="signups",
                                     data={"metric": "signups", "value": 182})
         manifest = parse_manifest(MANIFEST.format(skill=skill, tool=tool, params=params, interval=interval))
         await install_manifests(self.client, self.store, [LoadedManifest(Path(f"{tenant}.yaml"), manifest)],
@@ -167,7 +167,7 @@ class Rig:
 
     async def receipts(self, tenant: str, heartbeat: str) -> list[dict]:
         assert self.store is not None
-        return await self.store.list_receipts(tenant=tenant, heartbeat_id=heartbeat, limit=1000)
+        return await self.store.receipts.list(tenant=tenant, heartbeat_id=heartbeat, limit=1000)
 
     async def wait_for(self, check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> bool:
         deadline = time.monotonic() + timeout
@@ -192,7 +192,7 @@ async def _finish(rig: Rig, result: DrillResult, tenant: str, heartbeat: str, du
     result.due = due
     result.completed = min(len(receipts), due)
     result.duplicated += max(0, len(receipts) - due)
-    bad = [r for r in receipts if r["outcome"] not in ("suppressed", "substantive", "skipped")]
+    bad = [r for r in receipts if r.outcome not in ("suppressed", "substantive", "skipped")]
     if bad:
         result.problems.append(f"receipts not completed: {[(r['outcome'], r['reason'], r['error']) for r in bad]}")
     view = await rig.status(heartbeat)
@@ -255,15 +255,15 @@ async def drill_kill_between_tool_and_llm(rig: Rig) -> DrillResult:
     await rig.client.get_workflow_handle(heartbeat).signal("run_now")
 
     async def effects_done() -> bool:
-        outbox = await rig.store.list_outbox(tenant="tools", app="drills")
-        kv = await rig.store.kv_get(tenant="tools", app="drills", key="touch:ada")
+        outbox = await rig.store.outbox.list(tenant="tools", app="drills")
+        kv = await rig.store.kv.get(tenant="tools", app="drills", key="touch:ada")
         return bool(outbox) and kv is not None and len(rig.provider.requests_to("openai")) >= 2
 
     if not await rig.wait_for(effects_done, timeout=30):
         result.problems.append("the tool calls never completed")
     rig.kill_worker()
     await _finish(rig, result, "tools", heartbeat, due=1)
-    outbox = await rig.store.list_outbox(tenant="tools", app="drills")
+    outbox = await rig.store.outbox.list(tenant="tools", app="drills")
     result.duplicated += max(0, len(outbox) - 1)
     if len(outbox) != 1:
         result.problems.append(f"{len(outbox)} outbox rows (expected exactly 1)")
@@ -296,7 +296,7 @@ async def drill_restart_server(rig: Rig, heartbeats: dict[str, str]) -> DrillRes
     await asyncio.sleep(1.0)
     for tenant, heartbeat in heartbeats.items():
         after = await rig.receipts(tenant, heartbeat)
-        lost = {r["tick_id"] for r in before[tenant]} - {r["tick_id"] for r in after}
+        lost = {r.tick_id for r in before[tenant]} - {r.tick_id for r in after}
         if lost:
             result.problems.append(f"{heartbeat}: receipts lost {sorted(lost)}")
         new = len(after) - len(before[tenant])
@@ -342,7 +342,7 @@ async def drill_server_down_across_due_times(rig: Rig) -> DrillResult:
     receipts = await rig.receipts(tenant, heartbeat)
     result.completed = min(len(receipts), 1)
     result.duplicated = max(0, len(receipts) - 1)
-    if receipts and receipts[-1]["at"] != iso_utc(first_due):
+    if receipts and iso_utc(receipts[-1].at) != iso_utc(first_due):
         result.problems.append(f"catch-up tick at {receipts[-1]['at']}, expected the first missed due {iso_utc(first_due)}")
     expected_next = next_fire(spec, tenant_id=tenant, after=datetime.now(UTC))
     view = await rig.status(heartbeat)

@@ -122,7 +122,7 @@ async def drill_database_outage(folder: Path, *, outage: float = OUTAGE_SECONDS)
         result.due = 1
         result.completed = min(1, len(receipts) - 1)
         result.duplicated = max(0, len(receipts) - 2)
-        bad = [r for r in receipts if r["outcome"] not in ("suppressed", "substantive", "skipped")]
+        bad = [r for r in receipts if r.outcome not in ("suppressed", "substantive", "skipped")]
         if bad:
             result.problems.append(f"receipts not completed: {[(r['outcome'], r['reason']) for r in bad]}")
         view = await rig.status(heartbeat)

@@ -51,8 +51,8 @@ async def soak(folder: Path, *, heartbeats: int, minutes: float) -> int:
         for number, tenant in enumerate(tenants):
             count = min(PER_TENANT, heartbeats - number * PER_TENANT)
             manifest = parse_manifest(manifest_text(count))
-            await rig.store.upsert_tenant(tenant=tenant, timezone="UTC", provider="offline")
-            await rig.store.put_record(tenant=tenant, app="soak", record_type="kpi", record_id="signups",
+            await rig.store.tenants.upsert(tenant=tenant, timezone="UTC", provider="offline")
+            await rig.store.records.put(tenant=tenant, app="soak", record_type="kpi", record_id="signups",
                                        data={"metric": "signups", "value": 182})
             await install_manifests(rig.client, rig.store, [LoadedManifest(Path(f"{tenant}.yaml"), manifest)],
                                     tenant=tenant)
@@ -68,14 +68,14 @@ async def soak(folder: Path, *, heartbeats: int, minutes: float) -> int:
         largest = (0, "")
         for heartbeat, (tenant, spec) in specs.items():
             fires = [f for f in upcoming_fires(spec, tenant_id=tenant, after=started, count=1000) if f <= window_end]
-            receipts = [r for r in await rig.store.list_receipts(tenant=tenant, heartbeat_id=heartbeat, limit=1000)
-                        if r["trigger"] == "schedule"]
-            at = Counter(datetime.fromisoformat(r["at"].replace("Z", "+00:00")) for r in receipts)
+            receipts = [r for r in await rig.store.receipts.list(tenant=tenant, heartbeat_id=heartbeat, limit=1000)
+                        if r.trigger == "schedule"]
+            at = Counter(r.at for r in receipts)
             due += len(fires)
             run += sum(1 for f in fires if at[f])
             duplicates += sum(n - 1 for n in at.values() if n > 1)
             extra += sum(1 for t in at if t not in fires and t <= window_end)
-            failures += sum(1 for r in receipts if r["outcome"] == "failed")
+            failures += sum(1 for r in receipts if r.outcome == "failed")
             history = await rig.client.get_workflow_handle(heartbeat).fetch_history()
             largest = max(largest, (len(history.events), heartbeat))
         print(f"ticks due {due}  ticks run {run}  failures {failures}  duplicates {duplicates}  "

@@ -42,7 +42,7 @@ def _limit(args: dict[str, Any], default: int = 50) -> int:
 
 
 async def _records_query(ctx: SkillContext, args: dict[str, Any]) -> list[Any]:
-    return await ctx.store.query_records(
+    return await ctx.store.records.query(
         tenant=ctx.tenant,
         app=ctx.app,
         record_type=args["record_type"],
@@ -52,7 +52,7 @@ async def _records_query(ctx: SkillContext, args: dict[str, Any]) -> list[Any]:
 
 
 async def _records_upsert(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
-    await ctx.store.put_record(
+    await ctx.store.records.put(
         tenant=ctx.tenant, app=ctx.app, record_type=args["record_type"], record_id=args["id"], data=args["data"]
     )
     return {"record_type": args["record_type"], "id": args["id"], "written": True}
@@ -105,26 +105,27 @@ def records_skill() -> Skill:
 
 async def _kv_get(ctx: SkillContext, args: dict[str, Any]) -> Any:
     # The bare value (None when missing): as a pre-filter, a missing key means "nothing found".
-    return await ctx.store.kv_get(tenant=ctx.tenant, app=ctx.app, key=args["key"])
+    return await ctx.store.kv.get(tenant=ctx.tenant, app=ctx.app, key=args["key"])
 
 
 async def _kv_list(ctx: SkillContext, args: dict[str, Any]) -> list[dict[str, Any]]:
-    return await ctx.store.kv_list(
+    entries = await ctx.store.kv.list(
         tenant=ctx.tenant,
         app=ctx.app,
         prefix=args.get("prefix", ""),
         include_values=bool(args.get("include_values", False)),
         limit=_limit(args),
     )
+    return [entry.to_json() for entry in entries]
 
 
 async def _kv_set(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
-    await ctx.store.kv_set(tenant=ctx.tenant, app=ctx.app, key=args["key"], value=args["value"])
+    await ctx.store.kv.set(tenant=ctx.tenant, app=ctx.app, key=args["key"], value=args["value"])
     return {"key": args["key"], "written": True}
 
 
 async def _kv_delete(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
-    deleted = await ctx.store.kv_delete(tenant=ctx.tenant, app=ctx.app, key=args["key"])
+    deleted = await ctx.store.kv.delete(tenant=ctx.tenant, app=ctx.app, key=args["key"])
     return {"key": args["key"], "deleted": deleted}
 
 
@@ -176,7 +177,7 @@ def kv_skill() -> Skill:
 
 
 async def _memory_query(ctx: SkillContext, args: dict[str, Any]) -> list[dict[str, Any]]:
-    return await ctx.store.query_memory(
+    entries = await ctx.store.memory.query(
         tenant=ctx.tenant,
         app=ctx.app,
         agent=ctx.agent,
@@ -186,6 +187,7 @@ async def _memory_query(ctx: SkillContext, args: dict[str, Any]) -> list[dict[st
         due_only=bool(args.get("due_only", False)),
         include_done=bool(args.get("include_done", False)),
     )
+    return [entry.to_json() for entry in entries]
 
 
 async def _memory_write(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +195,7 @@ async def _memory_write(ctx: SkillContext, args: dict[str, Any]) -> dict[str, An
     expires_at = _parse_time(args.get("expires_at"), "expires_at")
     if args["kind"] == COMMITMENT_KIND and due_at is not None and expires_at is None:
         expires_at = due_at + COMMITMENT_EXPIRY  # the same rule as inferred commitments
-    entry_id = await ctx.store.add_memory(
+    entry_id = await ctx.store.memory.add(
         tenant=ctx.tenant,
         app=ctx.app,
         agent=ctx.agent,
@@ -212,7 +214,7 @@ async def _memory_mark_done(ctx: SkillContext, args: dict[str, Any]) -> dict[str
     ids = args["ids"]
     if not ids or any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
         raise ValueError(f"memory.mark_done: 'ids' must be a non-empty list of entry ids (got {ids!r})")
-    done = await ctx.store.mark_memory_done(tenant=ctx.tenant, app=ctx.app, agent=ctx.agent, ids=ids, at=ctx.now)
+    done = await ctx.store.memory.mark_done(tenant=ctx.tenant, app=ctx.app, agent=ctx.agent, ids=ids, at=ctx.now)
     return {"done": done, "not_found": sorted(set(ids) - set(done))}
 
 
@@ -314,7 +316,7 @@ async def _team_delegate(ctx: SkillContext, args: dict[str, Any]) -> dict[str, A
     from providers import complete
     from providers.routing import resolve_model, tenant_models
 
-    tenant = await ctx.store.get_tenant(tenant=ctx.tenant)
+    tenant = await ctx.store.tenants.get(tenant=ctx.tenant)
     provider, model = resolve_model(
         tier=DELEGATE_TIER,
         tenant_provider=tenant.provider if tenant is not None else None,
@@ -351,7 +353,7 @@ async def _team_delegate(ctx: SkillContext, args: dict[str, Any]) -> dict[str, A
 
 async def installed_agents(ctx: SkillContext) -> dict[str, dict[str, Any]]:
     """The agents (as manifest dicts, by id) of ctx.app as installed for ctx.tenant; {} if not installed."""
-    installed = await ctx.store.get_app(tenant=ctx.tenant, app=ctx.app)
+    installed = await ctx.store.apps.get(tenant=ctx.tenant, app=ctx.app)
     if installed is None or installed.status != "installed":
         return {}
     agents = installed.manifest.get("agents") if isinstance(installed.manifest, dict) else None
@@ -399,7 +401,7 @@ async def _email_send(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]
         raise ValueError(f"email.send: 'to' must be one email address (got {args['to']!r})")
     if len(args["body"]) > MAX_EMAIL_BODY_CHARS:
         raise ValueError(f"email.send: 'body' is longer than {MAX_EMAIL_BODY_CHARS} characters")
-    outbox_id, created = await ctx.store.queue_email(
+    outbox_id, created = await ctx.store.outbox.queue(
         tenant=ctx.tenant,
         app=ctx.app,
         agent=ctx.agent,

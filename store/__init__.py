@@ -1,11 +1,12 @@
-"""The data store (SQLAlchemy, async): tenants, apps, app records and kv, agent memory,
-conversations, tick receipts. Imported by activities and the CLI, never by workflow code.
+"""The data store (SQLAlchemy, async), by area: tenants, apps, records and kv, agent memory,
+conversations, the email outbox, tick receipts. Imported by activities, skills and the client
+library, never by workflow code.
 
     from store import open_store
     store = await open_store()   # migrates the database on first use
 
-The names below load on first access, so `import store.constants` (as the CLI does at start-up)
-does not pull in SQLAlchemy and alembic.
+The names below load on first access, so `import store.constants` does not pull in SQLAlchemy
+and alembic.
 """
 
 from __future__ import annotations
@@ -20,23 +21,16 @@ _EXPORTS = {
     "Store": "store.store",
     "StoreError": "store.errors",
     "Tenant": "store.models",
+    "Transaction": "store.store",
     "open_store": "store.store",
 }
 
-__all__ = [
-    "App",
-    "DatabaseUrlError",
-    "NotFoundError",
-    "Store",
-    "StoreError",
-    "Tenant",
-    "open_store",
-]
+__all__ = ["App", "DatabaseUrlError", "NotFoundError", "Store", "StoreError", "Tenant", "Transaction", "open_store"]
 
 if TYPE_CHECKING:
     from store.errors import DatabaseUrlError, NotFoundError, StoreError
     from store.models import App, Tenant
-    from store.store import Store, open_store
+    from store.store import Store, Transaction, open_store
 
 
 def __getattr__(name: str) -> Any:

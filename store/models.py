@@ -1,4 +1,8 @@
-"""What the store hands back for tenants and apps: frozen values, not live ORM objects."""
+"""What the store hands back: frozen values with aware datetimes, never live ORM rows or loose dicts.
+
+Each has `to_json()`: the JSON-ready form the CLI prints and the agents' tools return (times as
+ISO 8601 UTC with `Z`).
+"""
 
 from __future__ import annotations
 
@@ -37,8 +41,7 @@ class Tenant:
             updated_at=row.updated_at,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: times as ISO 8601 UTC with `Z`."""
+    def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "timezone": self.timezone,
@@ -79,8 +82,7 @@ class App:
             updated_at=row.updated_at,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: times as ISO 8601 UTC with `Z`."""
+    def to_json(self) -> dict[str, Any]:
         return {
             "tenant": self.tenant,
             "id": self.id,
@@ -91,4 +93,184 @@ class App:
             "status": self.status,
             "installed_at": iso_z(self.installed_at),
             "updated_at": iso_z(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AppVersion:
+    """One manifest an app was ever installed from, by its hash: what a pinned run reads."""
+
+    tenant: str
+    app: str
+    manifest_hash: str
+    manifest: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """An app record: its type, id and data (the kv entry `{record_type}:{id}`)."""
+
+    record_type: str
+    id: str
+    data: Any
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Record:
+        return cls(row.record_type, row.record_id, row.data, row.created_at, row.updated_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "record_type": self.record_type,
+            "id": self.id,
+            "data": self.data,
+            "created_at": iso_z(self.created_at),
+            "updated_at": iso_z(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class KvEntry:
+    """A kv key, with its value when it was asked for (`has_value`)."""
+
+    key: str
+    value: Any = None
+    has_value: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value} if self.has_value else {"key": self.key}
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEntry:
+    """Something an agent wrote down: a note, a summary, a commitment with a due time."""
+
+    id: int
+    kind: str
+    content: str
+    data: Any
+    due_at: datetime | None
+    expires_at: datetime | None
+    created_at: datetime
+    done_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> MemoryEntry:
+        return cls(row.id, row.kind, row.content, row.data, row.due_at, row.expires_at, row.created_at, row.done_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "content": self.content,
+            "data": self.data,
+            "due_at": iso_z(self.due_at),
+            "expires_at": iso_z(self.expires_at),
+            "created_at": iso_z(self.created_at),
+            "done_at": iso_z(self.done_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message of a conversation."""
+
+    id: int
+    role: str
+    content: str
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "role": self.role, "content": self.content, "created_at": iso_z(self.created_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEmail:
+    """An email an agent queued (nothing is sent by the platform itself)."""
+
+    id: int
+    app: str
+    agent: str
+    idempotency_key: str
+    to: str
+    subject: str
+    body: str
+    status: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> OutboxEmail:
+        return cls(row.id, row.app_id, row.agent_id, row.idempotency_key, row.to_address, row.subject, row.body,
+                   row.status, row.created_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "app": self.app,
+            "agent": self.agent,
+            "idempotency_key": self.idempotency_key,
+            "to": self.to,
+            "subject": self.subject,
+            "body": self.body,
+            "status": self.status,
+            "created_at": iso_z(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What one woken tick did: the fields of `heartbeats runs --json`."""
+
+    tick_id: str
+    at: datetime
+    trigger: str
+    outcome: str
+    reason: str | None
+    rows: int
+    escalated: bool
+    provider: str | None
+    model: str | None
+    tokens_in: int
+    tokens_out: int
+    duration_ms: int
+    error: str | None
+    reply: str | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Receipt:
+        return cls(
+            tick_id=row.tick_id,
+            at=row.at,
+            trigger=row.trigger,
+            outcome=row.outcome,
+            reason=row.reason,
+            rows=row.rows,
+            escalated=row.escalated,
+            provider=row.provider,
+            model=row.model,
+            tokens_in=row.tokens_in,
+            tokens_out=row.tokens_out,
+            duration_ms=row.duration_ms,
+            error=row.error,
+            reply=row.reply,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tick_id": self.tick_id,
+            "at": iso_z(self.at),
+            "trigger": self.trigger,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "rows": self.rows,
+            "escalated": self.escalated,
+            "provider": self.provider,
+            "model": self.model,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "reply": self.reply,
         }

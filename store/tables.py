@@ -1,4 +1,4 @@
-"""The store's tables. Every row carries `tenant_id`, and every query in store.py filters on it.
+"""The store's tables. Every row carries `tenant_id`, and every query of the data areas filters on it.
 
 The migrations in migrations/versions/ (0001_initial.py, 0002_memory_done_and_outbox.py, ...) are
 written by hand to match this file; tests/test_store.py checks that a migrated database has exactly
@@ -82,6 +82,18 @@ class AppRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AppVersionRow(Base):
+    """Every manifest an app was installed from, by hash: a run pinned to one keeps reading it."""
+
+    __tablename__ = "app_versions"
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    app_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    manifest_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSONData)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AppRecordRow(Base):
@@ -180,7 +192,7 @@ class MessageRow(Base):
 
 
 class ReceiptRow(Base):
-    """What one woken tick of a heartbeat did (DESIGN.md, "Tick receipts")."""
+    """What one woken tick of a heartbeat did: the fields of `heartbeats runs --json`."""
 
     __tablename__ = "receipts"
     __table_args__ = (
@@ -208,7 +220,7 @@ class ReceiptRow(Base):
     tokens_out: Mapped[int] = mapped_column(Integer, default=0)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
-    # What the agent said (an excerpt, capped by Store.add_receipt), so operators can read it.
+    # What the agent said (an excerpt, capped by Receipts.add), so operators can read it.
     reply: Mapped[str | None] = mapped_column(Text)
 
 

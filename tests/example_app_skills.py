@@ -13,8 +13,9 @@ from skills import Skill, SkillContext, ToolSpec
 
 async def search_mentions(ctx: SkillContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     # LOW: reads only. As a heartbeat pre-filter, an empty list means "nothing to do".
-    items = await ctx.store.kv_list(tenant=ctx.tenant, app=ctx.app, prefix="mention:", include_values=True,
-                                    limit=args.get("limit", 20))
+    entries = await ctx.store.kv.list(tenant=ctx.tenant, app=ctx.app, prefix="mention:", include_values=True,
+                                      limit=args.get("limit", 20))
+    items = [entry.to_json() for entry in entries]
     query = args["query"].lower()
     return [item["value"] for item in items
             if isinstance(item["value"], dict) and query in str(item["value"].get("text", "")).lower()]
@@ -26,9 +27,9 @@ async def post(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
     if not ctx.idempotency_key:
         raise ValueError("x_api.post needs an idempotency key")
     key = f"x_post:{ctx.idempotency_key}"
-    existing = await ctx.store.kv_get(tenant=ctx.tenant, app=ctx.app, key=key)
+    existing = await ctx.store.kv.get(tenant=ctx.tenant, app=ctx.app, key=key)
     if existing is None:
-        await ctx.store.kv_set(tenant=ctx.tenant, app=ctx.app, key=key, value={"text": args["text"]})
+        await ctx.store.kv.set(tenant=ctx.tenant, app=ctx.app, key=key, value={"text": args["text"]})
     return {"posted": True, "duplicate": existing is not None}
 
 

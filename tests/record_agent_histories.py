@@ -51,10 +51,10 @@ async def record() -> None:
             text_reply("Assessment: the funnel broke."), text_reply("Plan: 1. fix the page."),
             text_reply("Act: brief the team."))
         store = await open_store(f"sqlite:///{folder}/h.db")
-        await store.upsert_tenant(tenant="acme", timezone="UTC", provider="openai")
-        await store.put_record(tenant="acme", app="marketing", record_type="kpi", record_id="signups",
+        await store.tenants.upsert(tenant="acme", timezone="UTC", provider="openai")
+        await store.records.put(tenant="acme", app="marketing", record_type="kpi", record_id="signups",
                                data={"metric": "signups", "value": 182, "target": 250})
-        await store.record_app(tenant="acme", app="marketing", name="marketing", version="1",
+        await store.apps.record(tenant="acme", app="marketing", name="marketing", version="1",
                                manifest=manifest_json(manifest),
                                manifest_hash=installed_hash(manifest_json(manifest), "UTC"))
         async with time_skipping_env() as env, running_worker(env.client, store):
@@ -64,7 +64,7 @@ async def record() -> None:
                                                      id=config.workflow_id, task_queue=TASK_QUEUE)
             await handle.signal(HeartbeatWorkflow.run_now)
             for _ in range(200):
-                if await store.list_receipts(tenant="acme", heartbeat_id=config.workflow_id, limit=5):
+                if await store.receipts.list(tenant="acme", heartbeat_id=config.workflow_id, limit=5):
                     break
                 await asyncio.sleep(0.1)
             await env.sleep(timedelta(seconds=45))  # the vision pass, 30 s after the escalation

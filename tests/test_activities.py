@@ -33,7 +33,8 @@ from contract.messages import (
 from manifest.models import INTERNAL_AGENT_MEMORY, INTERNAL_APP_RECORDS
 from skills.registry import Skill, SkillContext, ToolSpec, default_registry
 from store import Store
-from store.store import MAX_REPLY_EXCERPT
+from store.receipts import MAX_REPLY_EXCERPT
+from tests.store_json import jsonable
 
 TENANT, APP, AGENT, SLUG = "acme", "marketing", "cmo", "hourly_kpi"
 HEARTBEAT_ID = f"heartbeat:{TENANT}:{APP}:{AGENT}:{SLUG}"
@@ -107,13 +108,13 @@ def retry_env(attempt: int = 2) -> ActivityEnvironment:
 
 
 async def receipts(store: Store) -> list[dict]:
-    return await store.list_receipts(tenant=TENANT, heartbeat_id=HEARTBEAT_ID, limit=100)
+    return jsonable(await store.receipts.list(tenant=TENANT, heartbeat_id=HEARTBEAT_ID, limit=100))
 
 
 async def put_kpis(store: Store, tenant: str = TENANT) -> None:
     for metric, value, target, status in (("signups", 182, 250, "off_pace"), ("churn", 2.1, 3.0, "on_pace"),
                                           ("mrr", 41000, 40000, "on_pace"), ("trials", 12, 30, "off_pace")):
-        await store.put_record(tenant=tenant, app=APP, record_type="kpi", record_id=metric,
+        await store.records.put(tenant=tenant, app=APP, record_type="kpi", record_id=metric,
                                data={"metric": metric, "value": value, "target": target, "status": status})
 
 
@@ -133,7 +134,7 @@ def test_all_registers_every_activity_the_workflows_call(acts: HeartbeatActiviti
 async def test_app_records_with_filters_return_exactly_the_matching_rows(store, acts, env) -> None:
     await put_kpis(store)
     await put_kpis(store, tenant="acme2")  # same records for another tenant: never seen
-    await store.put_record(tenant=TENANT, app=APP, record_type="campaign", record_id="c1",
+    await store.records.put(tenant=TENANT, app=APP, record_type="campaign", record_id="c1",
                            data={"metric": "signups", "status": "off_pace"})
 
     found = await env.run(acts.prefilter, prefilter_request(params={"record_type": "kpi", "status": "off_pace"}))
@@ -150,7 +151,7 @@ async def test_app_records_with_filters_return_exactly_the_matching_rows(store, 
 
 async def test_row_cap_keeps_50_of_200_and_says_truncated(store, acts, env) -> None:
     for number in range(200):
-        await store.put_record(tenant=TENANT, app=APP, record_type="kpi", record_id=f"k{number:03d}",
+        await store.records.put(tenant=TENANT, app=APP, record_type="kpi", record_id=f"k{number:03d}",
                                data={"n": number, "status": "open"})
     found = await env.run(acts.prefilter, prefilter_request(params={"record_type": "kpi", "status": "open"}))
     assert len(found.rows) == MAX_PREFILTER_ROWS == 50
@@ -160,14 +161,14 @@ async def test_row_cap_keeps_50_of_200_and_says_truncated(store, acts, env) -> N
 
 async def test_exactly_50_rows_is_not_truncated(store, acts, env) -> None:
     for number in range(50):
-        await store.put_record(tenant=TENANT, app=APP, record_type="kpi", record_id=f"k{number:03d}", data={"n": number})
+        await store.records.put(tenant=TENANT, app=APP, record_type="kpi", record_id=f"k{number:03d}", data={"n": number})
     found = await env.run(acts.prefilter, prefilter_request())
     assert (len(found.rows), found.truncated) == (50, False)
 
 
 async def test_byte_cap_drops_rows_past_64_kib(store, acts, env) -> None:
     for number in range(10):
-        await store.put_record(tenant=TENANT, app=APP, record_type="note", record_id=f"n{number}",
+        await store.records.put(tenant=TENANT, app=APP, record_type="note", record_id=f"n{number}",
                                data={"n": number, "text": "x" * 10_000})
     found = await env.run(acts.prefilter, prefilter_request(params={"record_type": "note"}))
     assert len(found.rows) == 6 and found.truncated is True
@@ -175,12 +176,12 @@ async def test_byte_cap_drops_rows_past_64_kib(store, acts, env) -> None:
 
 
 async def test_agent_memory_sees_only_this_agents_entries(store, acts, env) -> None:
-    mine = await store.add_memory(tenant=TENANT, app=APP, agent=AGENT, kind="commitment", content="follow up Tue")
-    await store.add_memory(tenant=TENANT, app=APP, agent=AGENT, kind="note", content="another kind")
-    await store.add_memory(tenant=TENANT, app=APP, agent="drafter", kind="commitment", content="other agent")
-    await store.add_memory(tenant=TENANT, app="sales", agent=AGENT, kind="commitment", content="other app")
-    await store.add_memory(tenant="acme2", app=APP, agent=AGENT, kind="commitment", content="other tenant")
-    await store.add_memory(tenant=TENANT, app=APP, agent=AGENT, kind="commitment", content="expired",
+    mine = await store.memory.add(tenant=TENANT, app=APP, agent=AGENT, kind="commitment", content="follow up Tue")
+    await store.memory.add(tenant=TENANT, app=APP, agent=AGENT, kind="note", content="another kind")
+    await store.memory.add(tenant=TENANT, app=APP, agent="drafter", kind="commitment", content="other agent")
+    await store.memory.add(tenant=TENANT, app="sales", agent=AGENT, kind="commitment", content="other app")
+    await store.memory.add(tenant="acme2", app=APP, agent=AGENT, kind="commitment", content="other tenant")
+    await store.memory.add(tenant=TENANT, app=APP, agent=AGENT, kind="commitment", content="expired",
                            expires_at=datetime.now(UTC) - timedelta(minutes=1))
 
     found = await env.run(acts.prefilter, prefilter_request(INTERNAL_AGENT_MEMORY, params={"kind": "commitment"}))
@@ -204,7 +205,7 @@ async def test_low_risk_skill_tool_runs_scoped_to_the_tick(probe, acts, env) -> 
 
 
 async def test_builtin_low_tools_work_as_prefilters(store, acts, env) -> None:
-    await store.kv_set(tenant=TENANT, app=APP, key="lead:1", value={"stage": "new"})
+    await store.kv.set(tenant=TENANT, app=APP, key="lead:1", value={"stage": "new"})
     found = await env.run(acts.prefilter, prefilter_request("kv", "list", {"prefix": "lead:", "include_values": True}))
     assert found.rows == [{"key": "lead:1", "value": {"stage": "new"}}]
     one = await env.run(acts.prefilter, prefilter_request("kv", "get", {"key": "lead:1"}))
@@ -229,7 +230,7 @@ async def test_refused_skill_tools_fail_non_retryable_with_a_stable_type(
     assert caught.value.type == error_type
     assert caught.value.non_retryable is True
     assert message in caught.value.message
-    assert await store.kv_list(tenant=TENANT, app=APP) == []  # nothing ran
+    assert jsonable(await store.kv.list(tenant=TENANT, app=APP)) == []  # nothing ran
 
 
 @pytest.mark.parametrize(
@@ -364,12 +365,12 @@ async def test_offline_agent_on_memory_rows_and_truncation() -> None:
 
 
 async def conversation(store: Store, mode: str = "dedicated") -> list[dict]:
-    conversation_id = await store.conversation_id(tenant=TENANT, app=APP, agent=AGENT, mode=mode)
-    return await store.list_messages(tenant=TENANT, conversation_id=conversation_id, limit=50)
+    conversation_id = await store.conversations.id_for(tenant=TENANT, app=APP, agent=AGENT, mode=mode)
+    return jsonable(await store.conversations.messages(tenant=TENANT, conversation_id=conversation_id, limit=50))
 
 
 async def summaries(store: Store) -> list[dict]:
-    return await store.query_memory(tenant=TENANT, app=APP, agent=AGENT, kind=SUMMARY_KIND, now=datetime.now(UTC))
+    return jsonable(await store.memory.query(tenant=TENANT, app=APP, agent=AGENT, kind=SUMMARY_KIND, now=datetime.now(UTC)))
 
 
 async def test_suppressed_reply_leaves_only_a_receipt(store, acts, env) -> None:
@@ -405,12 +406,20 @@ async def test_substantive_reply_is_written_once_even_when_run_twice(store, acts
     assert len(await receipts(store)) == 2
 
 
-async def test_retry_after_the_message_but_before_the_summary_does_not_duplicate(store, acts) -> None:
-    text = "Signups are off pace."
-    conversation_id = await store.conversation_id(tenant=TENANT, app=APP, agent=AGENT, mode="dedicated")
-    # The first attempt appended the message and died before writing the summary.
-    await store.append_message(tenant=TENANT, conversation_id=conversation_id, role="assistant", content=text)
-    await retry_env(attempt=2).run(acts.complete_tick, completion_request(text))
+async def test_a_tick_completes_whole_or_not_at_all(store, acts, env) -> None:
+    """A failure after the receipt and the message were written leaves neither; the retry writes
+    each once. The memory table is moved away so that the summary's write fails for real."""
+    text = "Signups are off pace. I'll follow up on Tuesday."
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE agent_memory RENAME TO agent_memory_away")
+    with pytest.raises(DBAPIError):
+        await env.run(acts.complete_tick, completion_request(text))
+    assert await receipts(store) == [] and await conversation(store) == []
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE agent_memory_away RENAME TO agent_memory")
+
+    done = await retry_env().run(acts.complete_tick, completion_request(text))
+    assert done.outcome == "substantive"
     assert [m["content"] for m in await conversation(store)] == [text]
     assert len(await summaries(store)) == 1 and len(await receipts(store)) == 1
 

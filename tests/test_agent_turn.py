@@ -22,6 +22,7 @@ from manifest.loader import parse_manifest
 from schedule import upcoming_fires
 from store import open_store
 from tests.provider_server import ProviderServer, text_reply, tool_reply
+from tests.store_json import jsonable
 from tests.temporal_env import dev_server, running_worker, time_skipping_env
 from workflows.heartbeat import HeartbeatWorkflow
 
@@ -66,10 +67,10 @@ def provider(monkeypatch):
 
 async def install_app(store, provider_name: str):
     manifest = parse_manifest(MANIFEST)
-    await store.upsert_tenant(tenant=TENANT, timezone="UTC", provider=provider_name)
-    await store.put_record(tenant=TENANT, app="marketing", record_type="kpi", record_id="signups",
+    await store.tenants.upsert(tenant=TENANT, timezone="UTC", provider=provider_name)
+    await store.records.put(tenant=TENANT, app="marketing", record_type="kpi", record_id="signups",
                            data={"metric": "signups", "value": 182, "target": 250})
-    await store.record_app(tenant=TENANT, app="marketing", name="marketing", version="1", manifest=manifest_json(manifest),
+    await store.apps.record(tenant=TENANT, app="marketing", name="marketing", version="1", manifest=manifest_json(manifest),
                            manifest_hash=installed_hash(manifest_json(manifest), "UTC"))
     return manifest
 
@@ -82,7 +83,7 @@ async def start(client, manifest):
 
 async def newest_receipts(store, count: int, timeout: float = 20) -> list[dict]:
     for _ in range(int(timeout * 10)):
-        receipts = await store.list_receipts(tenant=TENANT, heartbeat_id=HEARTBEAT_ID, limit=100)
+        receipts = jsonable(await store.receipts.list(tenant=TENANT, heartbeat_id=HEARTBEAT_ID, limit=100))
         if len(receipts) >= count:
             return receipts
         await asyncio.sleep(0.1)
@@ -156,12 +157,12 @@ async def test_escalation_is_substantive_and_wakes_the_vision_loop(store, provid
     assert "You are the CMO" in system_text(api, heartbeat_call.body)
     assert len(vision_calls) == 3 and vision_status["passes"] == 1
     assert {call.body["model"] for call in vision_calls} != {heartbeat_call.body["model"]}  # premium tier
-    plans = await store.query_memory(tenant=TENANT, app="marketing", agent="cmo", kind="vision_plan",
-                                     now=datetime.now(UTC))
+    plans = jsonable(await store.memory.query(tenant=TENANT, app="marketing", agent="cmo", kind="vision_plan",
+                                     now=datetime.now(UTC)))
     assert len(plans) == 1 and "revert pricing page copy" in plans[0]["content"]
-    messages = await store.list_messages(
-        tenant=TENANT, conversation_id=await store.conversation_id(tenant=TENANT, app="marketing", agent="cmo",
-                                                                   mode="dedicated"))
+    messages = jsonable(await store.conversations.messages(
+        tenant=TENANT, conversation_id=await store.conversations.id_for(tenant=TENANT, app="marketing", agent="cmo",
+                                                                   mode="dedicated")))
     assert [m["content"] for m in messages] == ["Signups are 27% under target this week."]
 
 
@@ -175,7 +176,7 @@ async def test_401_fails_each_tick_and_the_fifth_disables(store, provider, monke
         fires = upcoming_fires(manifest.agents[0].heartbeats[0], tenant_id=TENANT, after=started, count=6)
         await env.sleep(fires[4] + timedelta(seconds=30) - await env.get_current_time())
         view = await handle.query(HeartbeatWorkflow.status)
-        receipts = list(reversed(await store.list_receipts(tenant=TENANT, heartbeat_id=HEARTBEAT_ID, limit=100)))
+        receipts = list(reversed(jsonable(await store.receipts.list(tenant=TENANT, heartbeat_id=HEARTBEAT_ID, limit=100))))
     assert [(r["outcome"], r["reason"]) for r in receipts] == [("failed", "ProviderAuthError")] * 5
     assert all("wrong-key-0123456789" not in (r["error"] or "") for r in receipts)
     assert (view.status, view.failure_count) == ("disabled", 5)
@@ -206,7 +207,7 @@ async def test_a_reply_cut_at_the_token_cap_fails_the_tick(store, provider):
 
 
 async def test_escalations_within_the_delay_coalesce_into_one_vision_pass(store):
-    await store.upsert_tenant(tenant=TENANT, timezone="UTC", provider="offline")
+    await store.tenants.upsert(tenant=TENANT, timezone="UTC", provider="offline")
     from contract.names import SIGNAL_ESCALATE
     from contract.vision import VisionInput
 
@@ -219,8 +220,8 @@ async def test_escalations_within_the_delay_coalesce_into_one_vision_pass(store)
             await env.sleep(timedelta(seconds=5))
         await env.sleep(timedelta(seconds=40))
         status = await handle.query("status")
-    plans = await store.query_memory(tenant=TENANT, app="marketing", agent="cmo", kind="vision_plan",
-                                     now=datetime.now(UTC))
+    plans = jsonable(await store.memory.query(tenant=TENANT, app="marketing", agent="cmo", kind="vision_plan",
+                                     now=datetime.now(UTC)))
     assert status["passes"] == 1 and len(plans) == 1
 
 
@@ -232,7 +233,7 @@ async def test_a_commitment_made_in_one_tick_is_acted_on_when_due(store, provide
         interval_minutes: 60
 """)
     await install_app(store, "openai")
-    await store.record_app(tenant=TENANT, app="marketing", name="marketing", version="2",
+    await store.apps.record(tenant=TENANT, app="marketing", name="marketing", version="2",
                            manifest=manifest_json(manifest), manifest_hash=installed_hash(manifest_json(manifest), "UTC"))
     provider.script_openai(text_reply("Signups are low. I'll follow up tomorrow with the content drafter."),
                            text_reply("Followed up: asked content_drafter for a launch post."))
@@ -247,7 +248,7 @@ async def test_a_commitment_made_in_one_tick_is_acted_on_when_due(store, provide
         await handle.signal(HeartbeatWorkflow.run_now)
         await newest_receipts(store, 1)
         await env.sleep(timedelta(days=1, hours=6))
-        receipts = list(reversed(await store.list_receipts(tenant=TENANT, heartbeat_id=review_id, limit=1000)))
+        receipts = list(reversed(jsonable(await store.receipts.list(tenant=TENANT, heartbeat_id=review_id, limit=1000))))
     due = datetime.combine((made + timedelta(days=1)).date(), datetime.min.time(), UTC).replace(hour=9)
     acted = [r for r in receipts if r["outcome"] == "substantive"]
     assert len(acted) == 1 and "Followed up" in acted[0]["reply"]  # acted on once, then done
@@ -276,7 +277,7 @@ async def test_worker_killed_between_tool_call_and_next_llm_call_sends_one_email
             await install_manifests(client, store, [LoadedManifest(Path("m.yaml"), manifest)], tenant=TENANT)
             await client.get_workflow_handle(HEARTBEAT_ID).signal("run_now")
             for _ in range(300):
-                if await store.list_outbox(tenant=TENANT, app="marketing"):
+                if jsonable(await store.outbox.list(tenant=TENANT, app="marketing")):
                     break
                 await asyncio.sleep(0.1)
             first.send_signal(signal.SIGKILL)  # the email went out; the next LLM call is in flight
@@ -290,7 +291,7 @@ async def test_worker_killed_between_tool_call_and_next_llm_call_sends_one_email
         finally:
             if first.poll() is None:
                 first.kill()
-        outbox = await store.list_outbox(tenant=TENANT, app="marketing")
+        outbox = jsonable(await store.outbox.list(tenant=TENANT, app="marketing"))
         view = await client.get_workflow_handle(HEARTBEAT_ID).describe()
     await store.close()
     assert len(outbox) == 1 and outbox[0]["to"] == "ada@example.com"
@@ -302,7 +303,7 @@ async def test_worker_killed_between_tool_call_and_next_llm_call_sends_one_email
 async def test_dedicated_mode_carries_the_thread_isolated_does_not(store, provider, mode, remembers):
     manifest = parse_manifest(MANIFEST.replace("invoke_always: true", f"invoke_always: true\n        conversation_mode: {mode}"))
     await install_app(store, "openai")
-    await store.record_app(tenant=TENANT, app="marketing", name="marketing", version="2",
+    await store.apps.record(tenant=TENANT, app="marketing", name="marketing", version="2",
                            manifest=manifest_json(manifest), manifest_hash=installed_hash(manifest_json(manifest), "UTC"))
     provider.script_openai(text_reply("Signups 182 vs 250: asked the drafter for a post."), text_reply("HEARTBEAT_OK"))
     async with time_skipping_env() as env, running_worker(env.client, store):

@@ -15,6 +15,7 @@ from drills.crash import run_crash_drills
 from manifest.loader import parse_manifest
 from store import open_store
 from tests.provider_server import ProviderServer, error_reply, text_reply
+from tests.store_json import jsonable
 from tests.temporal_env import running_worker, time_skipping_env
 from workflows.heartbeat import HeartbeatWorkflow
 
@@ -47,8 +48,8 @@ async def test_crash_drills_reduced(tmp_path):
 async def rig(tmp_path, monkeypatch):
     store = await open_store(f"sqlite:///{tmp_path / 'f.db'}")
     manifest = parse_manifest(MANIFEST)
-    await store.upsert_tenant(tenant="acme", timezone="UTC", provider="openai")
-    await store.record_app(tenant="acme", app="faults", name="faults", version="1", manifest=manifest_json(manifest),
+    await store.tenants.upsert(tenant="acme", timezone="UTC", provider="openai")
+    await store.apps.record(tenant="acme", app="faults", name="faults", version="1", manifest=manifest_json(manifest),
                            manifest_hash=installed_hash(manifest_json(manifest), "UTC"))
     with ProviderServer(api_key="k") as provider:
         for name, value in provider.env().items():
@@ -63,7 +64,7 @@ async def rig(tmp_path, monkeypatch):
 
 async def one_receipt(store) -> dict:
     for _ in range(600):
-        receipts = await store.list_receipts(tenant="acme", heartbeat_id=HEARTBEAT, limit=10)
+        receipts = jsonable(await store.receipts.list(tenant="acme", heartbeat_id=HEARTBEAT, limit=10))
         if receipts:
             return receipts[0]
         await asyncio.sleep(0.1)

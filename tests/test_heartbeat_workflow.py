@@ -19,6 +19,7 @@ from manifest.models import HeartbeatSpec
 from schedule import upcoming_fires
 from skills.registry import Skill, SkillRegistry, ToolSpec, default_registry
 from store import Store, open_store
+from tests.store_json import jsonable
 from tests.temporal_env import running_worker, time_skipping_env
 from worker import WorkerSettings
 from workflows.heartbeat import HeartbeatWorkflow
@@ -29,7 +30,7 @@ TENANT = "acme"
 @pytest.fixture
 async def store(tmp_path):
     opened = await open_store(f"sqlite:///{tmp_path / 'heartbeats.db'}")
-    await opened.upsert_tenant(tenant=TENANT, timezone="Europe/Berlin")
+    await opened.tenants.upsert(tenant=TENANT, timezone="Europe/Berlin")
     yield opened
     await opened.close()
 
@@ -79,7 +80,7 @@ async def start(client: Client, heartbeat: HeartbeatSpec, *, agent: str = "cmo",
 
 async def receipts(store: Store, handle: WorkflowHandle) -> list[dict]:
     """Receipts oldest first."""
-    return list(reversed(await store.list_receipts(tenant=TENANT, heartbeat_id=handle.id, limit=10_000)))
+    return list(reversed(jsonable(await store.receipts.list(tenant=TENANT, heartbeat_id=handle.id, limit=10_000))))
 
 
 def at(receipt: dict) -> datetime:
@@ -91,7 +92,7 @@ async def status(handle: WorkflowHandle) -> HeartbeatStatusView:
 
 
 async def test_hourly_heartbeat_over_three_days_fires_exactly_on_its_due_times(env, store):
-    await store.put_record(tenant=TENANT, app="marketing", record_type="kpi", record_id="signups",
+    await store.records.put(tenant=TENANT, app="marketing", record_type="kpi", record_id="signups",
                            data={"metric": "signups", "value": 182})
     heartbeat = spec(interval_minutes=60, active_hours={"start": "07:00", "end": "23:00"}, cooldown_seconds=300)
     async with running_worker(env.client, store):
@@ -135,7 +136,7 @@ async def test_invoke_always_wakes_the_agent_and_heartbeat_ok_is_suppressed(env,
 
 async def test_the_production_worker_settings_tick_the_same(env, store):
     # Tests run the sandbox; production runs without it (worker.WorkerSettings): both must tick alike.
-    await store.put_record(tenant=TENANT, app="marketing", record_type="kpi", record_id="k1", data={"v": 1})
+    await store.records.put(tenant=TENANT, app="marketing", record_type="kpi", record_id="k1", data={"v": 1})
     heartbeat = spec(interval_minutes=30)
     async with running_worker(env.client, store, settings=WorkerSettings()):
         handle = await start(env.client, heartbeat)

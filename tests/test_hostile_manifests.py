@@ -199,7 +199,7 @@ def installed_apps(url: str) -> list:
     async def read():
         store = await open_store(url)
         try:
-            return await store.list_apps(tenant="acme", include_uninstalled=True)
+            return await store.apps.list(tenant="acme", include_uninstalled=True)
         finally:
             await store.close()
 

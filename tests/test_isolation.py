@@ -24,6 +24,7 @@ from contract.messages import PrefilterRequest, TickRef, ToolCallRequest
 from contract.names import heartbeat_workflow_id
 from manifest.loader import parse_manifest
 from skills.registry import default_registry
+from tests.store_json import jsonable
 
 TENANTS = ("acme", "acme2", "acme_")
 APPS = ("crm", "crm2")
@@ -60,22 +61,22 @@ def owner(tenant: str, app: str) -> str:
 @pytest.fixture
 async def seeded(store):
     for tenant in TENANTS:
-        await store.upsert_tenant(tenant=tenant, timezone="UTC", provider="offline")
+        await store.tenants.upsert(tenant=tenant, timezone="UTC", provider="offline")
     memory_ids = {}
     for tenant, app in SCOPES:
         manifest = manifest_json(manifest_for(tenant, app))
-        await store.record_app(tenant=tenant, app=app, name=app, version="1", manifest=manifest,
+        await store.apps.record(tenant=tenant, app=app, name=app, version="1", manifest=manifest,
                                manifest_hash=installed_hash(manifest, "UTC"))
         who = owner(tenant, app)
-        await store.put_record(tenant=tenant, app=app, record_type="lead", record_id="l1",
+        await store.records.put(tenant=tenant, app=app, record_type="lead", record_id="l1",
                                data={"owner": who, "status": "open"})
-        await store.kv_set(tenant=tenant, app=app, key="cfg:mode", value={"owner": who})
-        memory_ids[(tenant, app)] = await store.add_memory(
+        await store.kv.set(tenant=tenant, app=app, key="cfg:mode", value={"owner": who})
+        memory_ids[(tenant, app)] = await store.memory.add(
             tenant=tenant, app=app, agent="bot", kind="note", content=f"note of {who}", data={"owner": who})
-        await store.queue_email(tenant=tenant, app=app, agent="bot", idempotency_key=SHARED_KEY,
+        await store.outbox.queue(tenant=tenant, app=app, agent="bot", idempotency_key=SHARED_KEY,
                                 to=f"{tenant}.{app}@example.com", subject=who, body=who)
-        conversation = await store.conversation_id(tenant=tenant, app=app, agent="bot", mode="dedicated")
-        await store.append_message(tenant=tenant, conversation_id=conversation, role="assistant",
+        conversation = await store.conversations.id_for(tenant=tenant, app=app, agent="bot", mode="dedicated")
+        await store.conversations.append(tenant=tenant, conversation_id=conversation, role="assistant",
                                    content=f"said by {who}")
     return memory_ids
 
@@ -156,14 +157,14 @@ async def snapshot(store) -> dict:
     """Everything every scope holds, for before/after comparisons."""
     state = {}
     for tenant, app in SCOPES:
-        conversation = await store.conversation_id(tenant=tenant, app=app, agent="bot", mode="dedicated")
+        conversation = await store.conversations.id_for(tenant=tenant, app=app, agent="bot", mode="dedicated")
         state[(tenant, app)] = {
-            "records": await store.list_records(tenant=tenant, app=app),
-            "kv": await store.kv_list(tenant=tenant, app=app, prefix="", include_values=True, limit=1000),
-            "memory": await store.query_memory(tenant=tenant, app=app, agent="bot", kind=None, now=NOW,
-                                               include_done=True, limit=1000),
-            "outbox": await store.list_outbox(tenant=tenant, app=app),
-            "messages": await store.list_messages(tenant=tenant, conversation_id=conversation),
+            "records": jsonable(await store.records.list(tenant=tenant, app=app)),
+            "kv": jsonable(await store.kv.list(tenant=tenant, app=app, prefix="", include_values=True, limit=1000)),
+            "memory": jsonable(await store.memory.query(tenant=tenant, app=app, agent="bot", kind=None, now=NOW,
+                                               include_done=True, limit=1000)),
+            "outbox": jsonable(await store.outbox.list(tenant=tenant, app=app)),
+            "messages": jsonable(await store.conversations.messages(tenant=tenant, conversation_id=conversation)),
         }
     return state
 

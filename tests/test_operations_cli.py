@@ -20,6 +20,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from client import operations
 from contract.search_attributes import SA_FAILURE_COUNT, SA_STATUS
 from store import open_store
+from tests.store_json import jsonable
 from tests.temporal_env import free_port as closed_port  # a port nothing listens on
 
 TENANT = "acme"
@@ -111,10 +112,10 @@ def test_every_command_has_examples_and_its_temporal_equivalent() -> None:
 async def seed_receipts(url: str) -> None:
     store = await open_store(url)
     try:
-        await store.upsert_tenant(tenant=TENANT)
+        await store.tenants.upsert(tenant=TENANT)
         start = datetime(2026, 3, 1, 9, tzinfo=UTC)
         for n, outcome in enumerate(["skipped", "substantive", "failed"]):
-            await store.add_receipt(
+            await store.receipts.add(
                 tenant=TENANT, heartbeat_id=GOOD, tick_id=f"r/{n}", at=start + timedelta(hours=n),
                 trigger="schedule" if n < 2 else "run_now", outcome=outcome,
                 reason="prefilter_empty" if outcome == "skipped" else None, rows=n,
@@ -207,8 +208,8 @@ class Harness:
         self.monkeypatch.setenv("HEARTBEATS_DATABASE_URL", self.url)
         self.monkeypatch.delenv("TEMPORAL_NAMESPACE", raising=False)
         self.store = await open_store(self.url)
-        await self.store.upsert_tenant(tenant=TENANT, timezone="UTC")
-        await self.store.put_record(tenant=TENANT, app="sales", record_type="campaign", record_id="q4",
+        await self.store.tenants.upsert(tenant=TENANT, timezone="UTC")
+        await self.store.records.put(tenant=TENANT, app="sales", record_type="campaign", record_id="q4",
                                     data={"name": "Q4", "status": "active"})  # fmt: skip
         self._server = dev_server(self.tmp_path)
         self.client, address = await self._server.__aenter__()
@@ -229,7 +230,7 @@ class Harness:
             await self.store.close()
 
     async def receipts(self, workflow_id: str) -> list[dict[str, Any]]:
-        return await self.store.list_receipts(tenant=TENANT, heartbeat_id=workflow_id, limit=50)
+        return jsonable(await self.store.receipts.list(tenant=TENANT, heartbeat_id=workflow_id, limit=50))
 
     async def run_now_and_wait(self, workflow_id: str) -> dict[str, Any]:
         before = len(await self.receipts(workflow_id))

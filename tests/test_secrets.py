@@ -26,6 +26,7 @@ from manifest.loader import parse_manifest
 from skills.registry import default_registry
 from store import open_store
 from tests.provider_server import ProviderServer, text_reply, tool_reply
+from tests.store_json import jsonable
 from tests.temporal_env import running_worker, time_skipping_env
 from workflows.heartbeat import HeartbeatWorkflow
 
@@ -54,10 +55,10 @@ agents:
 
 async def install(store, tenant: str, provider: str):
     manifest = parse_manifest(MANIFEST)
-    await store.upsert_tenant(tenant=tenant, timezone="UTC", provider=provider)
-    await store.put_record(tenant=tenant, app="marketing", record_type="kpi", record_id="signups",
+    await store.tenants.upsert(tenant=tenant, timezone="UTC", provider=provider)
+    await store.records.put(tenant=tenant, app="marketing", record_type="kpi", record_id="signups",
                            data={"metric": "signups", "value": 182})
-    await store.record_app(tenant=tenant, app="marketing", name="marketing", version="1",
+    await store.apps.record(tenant=tenant, app="marketing", name="marketing", version="1",
                            manifest=manifest_json(manifest), manifest_hash=installed_hash(manifest_json(manifest), "UTC"))
     return manifest
 
@@ -65,7 +66,7 @@ async def install(store, tenant: str, provider: str):
 async def wait_receipts(store, tenant: str, count: int) -> list[dict]:
     heartbeat = heartbeat_workflow_id(tenant, "marketing", "cmo", "kpi")
     for _ in range(300):
-        receipts = await store.list_receipts(tenant=tenant, heartbeat_id=heartbeat, limit=100)
+        receipts = jsonable(await store.receipts.list(tenant=tenant, heartbeat_id=heartbeat, limit=100))
         if len(receipts) >= count:
             return receipts
         await asyncio.sleep(0.1)
@@ -144,14 +145,14 @@ async def test_api_keys_never_reach_history_receipts_or_logs(tmp_path, monkeypat
 async def test_100000_matching_records_stay_within_the_prefilter_caps(tmp_path):
     store = await open_store(f"sqlite:///{tmp_path / 'big.db'}")
     try:
-        await store.upsert_tenant(tenant="acme", timezone="UTC")
+        await store.tenants.upsert(tenant="acme", timezone="UTC")
         now = datetime.now(UTC)
-        from store.store import app_records
+        from store.records import app_records
 
         rows = [{"tenant_id": "acme", "app_id": "crm", "record_type": "lead", "record_id": f"l{i:06d}", "key": f"lead:l{i:06d}",
                  "data": {"status": "open", "name": f"Lead {i}", "notes": "x" * (200 + i % 3000)},
                  "created_at": now, "updated_at": now} for i in range(100_000)]
-        async with store._write() as conn:  # bulk: 100,000 put_record calls would take minutes
+        async with store.engine.begin() as conn:  # bulk: 100,000 put_record calls would take minutes
             for start in range(0, len(rows), 10_000):
                 await conn.execute(insert(app_records), rows[start:start + 10_000])
         tick = TickRef(heartbeat_id="heartbeat:acme:crm:bot:leads", tenant="acme", app="crm", agent="bot",

@@ -18,6 +18,7 @@ from skills.registry import (
     default_registry,
 )
 from store import Store
+from tests.store_json import jsonable
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -170,7 +171,7 @@ async def test_records_are_scoped_to_the_calling_tenant_and_app(store: Store) ->
 async def test_records_query_filters_and_limits(store: Store) -> None:
     for number in range(5):
         status = "active" if number % 2 == 0 else "paused"
-        await store.put_record(tenant="acme", app="crm", record_type="campaign", record_id=f"c{number}",
+        await store.records.put(tenant="acme", app="crm", record_type="campaign", record_id=f"c{number}",
                                data={"n": number, "status": status})
     rows = await call(store, "records", "query", {"record_type": "campaign", "filters": {"status": "active"}})
     assert rows == [{"n": 0, "status": "active"}, {"n": 2, "status": "active"}, {"n": 4, "status": "active"}]
@@ -216,14 +217,14 @@ async def test_email_send_queues_once_per_idempotency_key(store: Store) -> None:
                        key="heartbeat:acme:crm:bot:daily/run1/3/step2")
     assert first["duplicate"] is False and again["duplicate"] is True
     assert first["outbox_id"] == again["outbox_id"]
-    [outbox] = await store.list_outbox(tenant="acme", app="crm")
+    [outbox] = jsonable(await store.outbox.list(tenant="acme", app="crm"))
     assert outbox["idempotency_key"] == "heartbeat:acme:crm:bot:daily/run1/3/step2"
     assert (outbox["to"], outbox["agent"]) == ("ceo@example.com", "bot")
     assert outbox["body"] == "Signups are off pace."  # the retry wrote nothing
     assert outbox["status"] == "queued"
-    assert await store.list_outbox(tenant="acme2") == []
+    assert jsonable(await store.outbox.list(tenant="acme2")) == []
     # The outbox is not app data: the agent's records/kv tools can neither see nor forge it.
-    assert await store.list_records(tenant="acme", app="crm") == []
+    assert jsonable(await store.records.list(tenant="acme", app="crm")) == []
 
     with pytest.raises(ValueError, match="needs an idempotency key"):
         await call(store, "email", "send", args)

@@ -18,6 +18,7 @@ from store.errors import DatabaseUrlError
 from store.migrate import head_revision
 from store.tables import Base
 from store.types import UTCDateTime
+from tests.store_json import jsonable
 
 if TYPE_CHECKING:
     from conftest import Database
@@ -58,11 +59,11 @@ async def _schema_state(database: Database) -> tuple[str | None, set[str], list[
 
 async def test_migrations_apply_from_nothing_and_match_the_tables(database: Database) -> None:
     store = await database.open()
-    await store.upsert_tenant(tenant="acme", timezone="Europe/Berlin")
+    await store.tenants.upsert(tenant="acme", timezone="Europe/Berlin")
     await store.close()
 
     revision, tables, differences = await _schema_state(database)
-    assert revision == head_revision() == "0002"
+    assert revision == head_revision() == "0003"
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
     # The hand-written migration and tables.py describe the same schema.
     assert differences == []
@@ -70,12 +71,12 @@ async def test_migrations_apply_from_nothing_and_match_the_tables(database: Data
 
 async def test_second_open_is_a_no_op_and_keeps_data(database: Database) -> None:
     first = await database.open()
-    await first.kv_set(tenant="acme", app="crm", key="lead:1", value={"n": 1})
+    await first.kv.set(tenant="acme", app="crm", key="lead:1", value={"n": 1})
     await first.close()
 
     second = await database.open()
     try:
-        assert await second.kv_get(tenant="acme", app="crm", key="lead:1") == {"n": 1}
+        assert await second.kv.get(tenant="acme", app="crm", key="lead:1") == {"n": 1}
     finally:
         await second.close()
     revision, _, _ = await _schema_state(database)
@@ -86,9 +87,9 @@ async def test_concurrent_first_opens_migrate_once(database: Database) -> None:
     # CLI and worker may both be the first to open a new database.
     stores = await asyncio.gather(*(database.open() for _ in range(4)))
     try:
-        await stores[0].upsert_tenant(tenant="acme")
+        await stores[0].tenants.upsert(tenant="acme")
         for other in stores[1:]:
-            assert (await other.get_tenant(tenant="acme")) is not None
+            assert (await other.tenants.get(tenant="acme")) is not None
     finally:
         for opened in stores:
             await opened.close()
@@ -143,7 +144,7 @@ async def test_default_database_is_created_under_dot_data(
     monkeypatch.delenv("HEARTBEATS_DATABASE_URL", raising=False)
     opened = await open_store()
     try:
-        await opened.upsert_tenant(tenant="acme")
+        await opened.tenants.upsert(tenant="acme")
     finally:
         await opened.close()
     assert (tmp_path / ".data" / "heartbeats.db").is_file()
@@ -167,20 +168,20 @@ async def test_sqlite_uses_wal_and_a_busy_timeout(tmp_path) -> None:
 async def test_tenant_upsert_creates_with_defaults_and_changes_only_given_fields(
     store: Store,
 ) -> None:
-    created = await store.upsert_tenant(tenant="acme")
+    created = await store.tenants.upsert(tenant="acme")
     assert (created.timezone, created.provider, created.model_cheap) == ("UTC", None, None)
 
-    await store.upsert_tenant(tenant="acme", timezone="America/New_York", provider="openai")
-    changed = await store.upsert_tenant(tenant="acme", model_premium="big-model")
+    await store.tenants.upsert(tenant="acme", timezone="America/New_York", provider="openai")
+    changed = await store.tenants.upsert(tenant="acme", model_premium="big-model")
     assert changed.timezone == "America/New_York"
     assert changed.provider == "openai"
     assert changed.model_premium == "big-model"
     assert changed.created_at == created.created_at
     assert changed.updated_at >= created.updated_at
 
-    assert await store.get_tenant(tenant="acme") == changed
-    assert await store.get_tenant(tenant="other") is None
-    assert changed.to_dict()["created_at"].endswith("Z")
+    assert await store.tenants.get(tenant="acme") == changed
+    assert await store.tenants.get(tenant="other") is None
+    assert changed.to_json()["created_at"].endswith("Z")
 
 
 @pytest.mark.parametrize(
@@ -199,9 +200,9 @@ async def test_tenant_upsert_creates_with_defaults_and_changes_only_given_fields
 )
 async def test_tenant_upsert_rejects_bad_input(store: Store, fields: dict, message: str) -> None:
     with pytest.raises(StoreError, match=message) as raised:
-        await store.upsert_tenant(**fields)
+        await store.tenants.upsert(**fields)
     assert isinstance(raised.value, ValueError)
-    assert await store.get_tenant(tenant="acme") is None
+    assert await store.tenants.get(tenant="acme") is None
 
 
 # ---------------------------------------------------------------------------------- apps
@@ -209,50 +210,50 @@ async def test_tenant_upsert_rejects_bad_input(store: Store, fields: dict, messa
 
 async def test_apps_install_update_uninstall_reinstall(store: Store) -> None:
     manifest = {"id": "crm", "agents": [{"id": "bot"}]}
-    first = await store.record_app(
+    first = await store.apps.record(
         tenant="acme", app="crm", name="CRM", version="1.0.0", manifest=manifest, manifest_hash="h1"
     )
-    updated = await store.record_app(
+    updated = await store.apps.record(
         tenant="acme", app="crm", name="CRM", version="1.1.0", manifest=manifest, manifest_hash="h2"
     )
     assert (updated.version, updated.manifest_hash, updated.manifest) == ("1.1.0", "h2", manifest)
     assert updated.installed_at == first.installed_at  # an update is not a new installation
 
-    assert await store.mark_app_uninstalled(tenant="acme", app="crm") is True
-    assert await store.mark_app_uninstalled(tenant="acme", app="crm") is False
-    assert await store.list_apps(tenant="acme") == []
-    [listed] = await store.list_apps(tenant="acme", include_uninstalled=True)
+    assert await store.apps.mark_uninstalled(tenant="acme", app="crm") is True
+    assert await store.apps.mark_uninstalled(tenant="acme", app="crm") is False
+    assert await store.apps.list(tenant="acme") == []
+    [listed] = await store.apps.list(tenant="acme", include_uninstalled=True)
     assert listed.status == "uninstalled"
 
-    again = await store.record_app(
+    again = await store.apps.record(
         tenant="acme", app="crm", name="CRM", version="2.0.0", manifest=manifest, manifest_hash="h3"
     )
     assert again.status == "installed"
     assert again.installed_at > first.installed_at
-    assert [a.id for a in await store.list_apps(tenant="acme")] == ["crm"]
+    assert [a.id for a in await store.apps.list(tenant="acme")] == ["crm"]
 
 
 async def test_get_apps_reads_many_apps_in_batches_scoped_to_the_tenant(store: Store) -> None:
-    from store.store import APP_READ_BATCH
+    from store.apps import APP_READ_BATCH
 
     count = APP_READ_BATCH + 3  # more than one batch
     for i in range(count):
-        await store.record_app(tenant="acme", app=f"app{i}", name=f"App {i}", version="1.0.0",
+        await store.apps.record(tenant="acme", app=f"app{i}", name=f"App {i}", version="1.0.0",
                                manifest={"id": f"app{i}"}, manifest_hash=f"h{i}")
-    await store.record_app(tenant="other", app="app0", name="Theirs", version="9.0.0",
+    await store.apps.record(tenant="other", app="app0", name="Theirs", version="9.0.0",
                            manifest={"id": "app0"}, manifest_hash="theirs")
-    await store.mark_app_uninstalled(tenant="acme", app="app1")
+    await store.apps.mark_uninstalled(tenant="acme", app="app1")
     wanted = [f"app{i}" for i in range(count)] + ["app0", "never-installed"]
 
-    found = await store.get_apps(tenant="acme", app_ids=wanted)
+    found = await store.apps.get_many(tenant="acme", app_ids=wanted)
 
     assert sorted(found) == sorted(f"app{i}" for i in range(count))  # absent ids left out, repeats once
-    assert found["app0"] == await store.get_app(tenant="acme", app="app0")  # the tenant's own, as get_app reads it
+    assert found["app0"] == await store.apps.get(tenant="acme", app="app0")  # the tenant's own, as get_app reads it
     assert found[f"app{count - 1}"].manifest_hash == f"h{count - 1}"  # the last batch read too
     assert found["app1"].status == "uninstalled"
-    assert await store.get_apps(tenant="acme", app_ids=[]) == {}
+    assert await store.apps.get_many(tenant="acme", app_ids=[]) == {}
     with pytest.raises(StoreError, match="app id"):
-        await store.get_apps(tenant="acme", app_ids=["app0", "Bad Id!"])
+        await store.apps.get_many(tenant="acme", app_ids=["app0", "Bad Id!"])
 
 
 # ------------------------------------------------------------------ records and filters
@@ -273,17 +274,17 @@ async def _seed_typed_values(store: Store) -> None:
         "quoted": 'O\'Brien "the" %_\\',
     }
     for record_id, value in values.items():
-        await store.put_record(
+        await store.records.put(
             tenant="acme", app="crm", record_type="item", record_id=record_id, data={"v": value}
         )
-    await store.put_record(
+    await store.records.put(
         tenant="acme", app="crm", record_type="item", record_id="missing", data={}
     )
     # kv-written entries of the same type: non-object values never match a filter.
-    await store.kv_set(tenant="acme", app="crm", key="item:scalar", value=1)
-    await store.kv_set(tenant="acme", app="crm", key="item:array", value=[{"v": 1}])
+    await store.kv.set(tenant="acme", app="crm", key="item:scalar", value=1)
+    await store.kv.set(tenant="acme", app="crm", key="item:array", value=[{"v": 1}])
     # Same field, other type: must not leak into "item" queries.
-    await store.put_record(
+    await store.records.put(
         tenant="acme", app="crm", record_type="other", record_id="x", data={"v": 1}
     )
 
@@ -308,11 +309,11 @@ async def test_query_records_follows_json_types(
     store: Store, filters: dict, expected_ids: list[str]
 ) -> None:
     await _seed_typed_values(store)
-    found = await store.query_records(
+    found = await store.records.query(
         tenant="acme", app="crm", record_type="item", filters=filters, limit=100
     )
     by_id = {
-        r["id"]: r["data"] for r in await store.list_records(tenant="acme", app="crm", limit=100)
+        r["id"]: r["data"] for r in jsonable(await store.records.list(tenant="acme", app="crm", limit=100))
     }
     assert found == [by_id[record_id] for record_id in sorted(expected_ids)]
 
@@ -321,7 +322,7 @@ async def test_query_records_without_filters_returns_object_records_in_key_order
     store: Store,
 ) -> None:
     await _seed_typed_values(store)
-    found = await store.query_records(
+    found = await store.records.query(
         tenant="acme", app="crm", record_type="item", filters={}, limit=100
     )
     assert len(found) == 12  # the 11 values + "missing"; kv scalars/arrays are not records
@@ -331,10 +332,10 @@ async def test_query_records_without_filters_returns_object_records_in_key_order
 async def test_query_records_combines_filters_with_and(store: Store) -> None:
     for n in range(6):
         data = {"status": "active" if n % 2 else "paused", "tier": n % 3, "n": n}
-        await store.put_record(
+        await store.records.put(
             tenant="acme", app="crm", record_type="lead", record_id=f"l{n}", data=data
         )
-    found = await store.query_records(
+    found = await store.records.query(
         tenant="acme",
         app="crm",
         record_type="lead",
@@ -363,7 +364,7 @@ async def test_query_records_combines_filters_with_and(store: Store) -> None:
 )
 async def test_query_records_rejects_bad_filters(store: Store, filters: dict) -> None:
     with pytest.raises(ValueError):
-        await store.query_records(
+        await store.records.query(
             tenant="acme", app="crm", record_type="item", filters=filters, limit=10
         )
 
@@ -371,71 +372,71 @@ async def test_query_records_rejects_bad_filters(store: Store, filters: dict) ->
 async def test_query_records_filters_in_sql_over_many_rows(store: Store) -> None:
     # 1,200 rows, every third active: a LIMIT applied before filtering would return too few.
     for n in range(1200):
-        await store.put_record(
+        await store.records.put(
             tenant="acme",
             app="crm",
             record_type="lead",
             record_id=f"{n:05d}",
             data={"n": n, "status": "active" if n % 3 == 0 else "cold"},
         )
-    first = await store.query_records(
+    first = await store.records.query(
         tenant="acme", app="crm", record_type="lead", filters={"status": "active"}, limit=50
     )
     assert [d["n"] for d in first] == list(range(0, 150, 3))
-    every = await store.query_records(
+    every = await store.records.query(
         tenant="acme", app="crm", record_type="lead", filters={"status": "active"}, limit=1000
     )
     assert len(every) == 400
-    listed = await store.list_records(tenant="acme", app="crm", record_type="lead", limit=1000)
+    listed = jsonable(await store.records.list(tenant="acme", app="crm", record_type="lead", limit=1000))
     assert len(listed) == 1000
     assert [r["id"] for r in listed[:3]] == ["00000", "00001", "00002"]
 
 
 async def test_records_and_kv_are_the_same_rows(store: Store) -> None:
-    await store.put_record(
+    await store.records.put(
         tenant="acme",
         app="crm",
         record_type="campaign",
         record_id="spring",
         data={"status": "active"},
     )
-    assert await store.kv_get(tenant="acme", app="crm", key="campaign:spring") == {
+    assert await store.kv.get(tenant="acme", app="crm", key="campaign:spring") == {
         "status": "active"
     }
 
-    await store.kv_set(
+    await store.kv.set(
         tenant="acme", app="crm", key="campaign:fall:2025", value={"status": "active"}
     )
-    await store.kv_set(tenant="acme", app="crm", key="settings", value={"x": 1})
-    record = await store.get_record(
+    await store.kv.set(tenant="acme", app="crm", key="settings", value={"x": 1})
+    record = jsonable(await store.records.get(
         tenant="acme", app="crm", record_type="campaign", record_id="fall:2025"
-    )
+    ))
     assert record is not None and record["data"] == {"status": "active"}
-    found = await store.query_records(
+    found = await store.records.query(
         tenant="acme", app="crm", record_type="campaign", filters={"status": "active"}, limit=10
     )
     assert len(found) == 2
-    untyped = await store.list_records(tenant="acme", app="crm", record_type="")
+    untyped = jsonable(await store.records.list(tenant="acme", app="crm", record_type=""))
     assert [(r["record_type"], r["id"]) for r in untyped] == [("", "settings")]
 
-    assert await store.delete_record(
+    assert await store.records.delete(
         tenant="acme", app="crm", record_type="campaign", record_id="spring"
     )
-    assert not await store.delete_record(
+    assert not await store.records.delete(
         tenant="acme", app="crm", record_type="campaign", record_id="spring"
     )
-    assert await store.kv_get(tenant="acme", app="crm", key="campaign:spring") is None
+    assert await store.kv.get(tenant="acme", app="crm", key="campaign:spring") is None
 
 
 async def test_put_record_replaces_data_and_keeps_created_at(store: Store) -> None:
-    await store.put_record(
+    await store.records.put(
         tenant="acme", app="crm", record_type="lead", record_id="1", data={"a": 1}
     )
-    before = await store.get_record(tenant="acme", app="crm", record_type="lead", record_id="1")
-    await store.put_record(
+    before = jsonable(await store.records.get(tenant="acme", app="crm", record_type="lead", record_id="1"))
+    await store.records.put(
         tenant="acme", app="crm", record_type="lead", record_id="1", data={"b": 2}
     )
-    after = await store.get_record(tenant="acme", app="crm", record_type="lead", record_id="1")
+    after = jsonable(await store.records.get(tenant="acme", app="crm", record_type="lead", record_id="1"))
     assert after["data"] == {"b": 2}
     assert after["created_at"] == before["created_at"]
     assert after["updated_at"] >= before["updated_at"]
@@ -457,7 +458,7 @@ async def test_put_record_rejects_bad_input(
     store: Store, record_type: str, record_id: str, data
 ) -> None:
     with pytest.raises(StoreError):
-        await store.put_record(
+        await store.records.put(
             tenant="acme", app="crm", record_type=record_type, record_id=record_id, data=data
         )
 
@@ -468,28 +469,28 @@ async def test_put_record_rejects_bad_input(
 async def test_kv_round_trips_any_json_value(store: Store) -> None:
     values = [{"a": [1, 2.5, None, True]}, [1, "two"], "text ünïcödé", 42, 1.5, True, False, None]
     for index, value in enumerate(values):
-        await store.kv_set(tenant="acme", app="crm", key=f"k:{index}", value=value)
+        await store.kv.set(tenant="acme", app="crm", key=f"k:{index}", value=value)
     for index, value in enumerate(values):
-        got = await store.kv_get(tenant="acme", app="crm", key=f"k:{index}")
+        got = await store.kv.get(tenant="acme", app="crm", key=f"k:{index}")
         assert got == value and type(got) is type(value)
-    listed = await store.kv_list(tenant="acme", app="crm", prefix="k:", include_values=True)
+    listed = jsonable(await store.kv.list(tenant="acme", app="crm", prefix="k:", include_values=True))
     assert [item["value"] for item in listed] == values
 
-    await store.kv_set(tenant="acme", app="crm", key="k:0", value="replaced")
-    assert await store.kv_get(tenant="acme", app="crm", key="k:0") == "replaced"
-    assert await store.kv_delete(tenant="acme", app="crm", key="k:0") is True
-    assert await store.kv_delete(tenant="acme", app="crm", key="k:0") is False
-    assert await store.kv_get(tenant="acme", app="crm", key="k:0") is None
+    await store.kv.set(tenant="acme", app="crm", key="k:0", value="replaced")
+    assert await store.kv.get(tenant="acme", app="crm", key="k:0") == "replaced"
+    assert await store.kv.delete(tenant="acme", app="crm", key="k:0") is True
+    assert await store.kv.delete(tenant="acme", app="crm", key="k:0") is False
+    assert await store.kv.get(tenant="acme", app="crm", key="k:0") is None
 
 
 async def test_kv_prefix_matches_literally(store: Store) -> None:
     keys = ["a_b:1", "axb:1", "a%b:1", "aXYb:1", "A_b:1", "a\\b:1", "a_bc:1", "b:1"]
     for key in keys:
-        await store.kv_set(tenant="acme", app="crm", key=key, value=key)
+        await store.kv.set(tenant="acme", app="crm", key=key, value=key)
 
     async def listed(prefix: str) -> list[str]:
         return [
-            item["key"] for item in await store.kv_list(tenant="acme", app="crm", prefix=prefix)
+            item["key"] for item in jsonable(await store.kv.list(tenant="acme", app="crm", prefix=prefix))
         ]
 
     assert await listed("a_b") == ["a_b:1", "a_bc:1"]  # '_' is not "any character"
@@ -503,16 +504,16 @@ async def test_kv_prefix_matches_literally(store: Store) -> None:
 
 async def test_kv_list_limit_order_and_values_flag(store: Store) -> None:
     for n in (3, 1, 2):
-        await store.kv_set(tenant="acme", app="crm", key=f"lead:{n}", value={"n": n})
-    assert await store.kv_list(tenant="acme", app="crm", prefix="lead:", limit=2) == [
+        await store.kv.set(tenant="acme", app="crm", key=f"lead:{n}", value={"n": n})
+    assert jsonable(await store.kv.list(tenant="acme", app="crm", prefix="lead:", limit=2)) == [
         {"key": "lead:1"},
         {"key": "lead:2"},
     ]
-    assert await store.kv_list(
+    assert jsonable(await store.kv.list(
         tenant="acme", app="crm", prefix="lead:", limit=1, include_values=True
-    ) == [{"key": "lead:1", "value": {"n": 1}}]
+    )) == [{"key": "lead:1", "value": {"n": 1}}]
     with pytest.raises(StoreError, match="limit"):
-        await store.kv_list(tenant="acme", app="crm", limit=0)
+        jsonable(await store.kv.list(tenant="acme", app="crm", limit=0))
 
 
 # ------------------------------------------------------------------------ tenant isolation
@@ -523,12 +524,12 @@ async def test_tenants_and_apps_with_shared_prefixes_never_see_each_other(store:
     owners = [("acme", "crm"), ("acme", "crm2"), ("acme2", "crm"), ("acme2", "crm2")]
     for tenant, app in owners:
         tag = f"{tenant}/{app}"
-        await store.put_record(
+        await store.records.put(
             tenant=tenant, app=app, record_type="lead", record_id="1", data={"owner": tag, "s": "a"}
         )
-        await store.kv_set(tenant=tenant, app=app, key="cfg", value=tag)
-        await store.add_memory(tenant=tenant, app=app, agent="bot", kind="note", content=tag)
-        await store.add_receipt(
+        await store.kv.set(tenant=tenant, app=app, key="cfg", value=tag)
+        await store.memory.add(tenant=tenant, app=app, agent="bot", kind="note", content=tag)
+        await store.receipts.add(
             tenant=tenant,
             heartbeat_id=f"heartbeat:{tenant}:{app}:bot:daily",
             tick_id="t1",
@@ -540,47 +541,47 @@ async def test_tenants_and_apps_with_shared_prefixes_never_see_each_other(store:
 
     for tenant, app in owners:
         tag = f"{tenant}/{app}"
-        records = await store.list_records(tenant=tenant, app=app, record_type="lead")
+        records = jsonable(await store.records.list(tenant=tenant, app=app, record_type="lead"))
         assert [r["data"]["owner"] for r in records] == [tag]
-        queried = await store.query_records(
+        queried = await store.records.query(
             tenant=tenant, app=app, record_type="lead", filters={"s": "a"}, limit=10
         )
         assert [d["owner"] for d in queried] == [tag]
-        assert await store.kv_get(tenant=tenant, app=app, key="cfg") == tag
-        kv = await store.kv_list(tenant=tenant, app=app, include_values=True)
+        assert await store.kv.get(tenant=tenant, app=app, key="cfg") == tag
+        kv = jsonable(await store.kv.list(tenant=tenant, app=app, include_values=True))
         assert [item["value"] for item in kv] == [tag, {"owner": tag, "s": "a"}]
-        memory = await store.query_memory(tenant=tenant, app=app, agent="bot", now=T0)
+        memory = jsonable(await store.memory.query(tenant=tenant, app=app, agent="bot", now=T0))
         assert [m["content"] for m in memory] == [tag]
-        receipts = await store.list_receipts(
+        receipts = jsonable(await store.receipts.list(
             tenant=tenant, heartbeat_id=f"heartbeat:{tenant}:{app}:bot:daily"
-        )
+        ))
         assert [r["reason"] for r in receipts] == [tag]
 
     # Deleting in one place leaves the look-alikes alone.
-    assert await store.kv_delete(tenant="acme", app="crm", key="cfg")
-    assert await store.kv_get(tenant="acme", app="crm2", key="cfg") == "acme/crm2"
-    assert await store.kv_get(tenant="acme2", app="crm", key="cfg") == "acme2/crm"
+    assert await store.kv.delete(tenant="acme", app="crm", key="cfg")
+    assert await store.kv.get(tenant="acme", app="crm2", key="cfg") == "acme/crm2"
+    assert await store.kv.get(tenant="acme2", app="crm", key="cfg") == "acme2/crm"
 
 
 async def test_conversations_are_per_tenant(store: Store) -> None:
-    mine = await store.conversation_id(tenant="acme", app="crm", agent="bot", mode="dedicated")
-    theirs = await store.conversation_id(tenant="acme2", app="crm", agent="bot", mode="dedicated")
+    mine = await store.conversations.id_for(tenant="acme", app="crm", agent="bot", mode="dedicated")
+    theirs = await store.conversations.id_for(tenant="acme2", app="crm", agent="bot", mode="dedicated")
     assert mine != theirs
-    await store.append_message(tenant="acme", conversation_id=mine, role="user", content="hello")
+    await store.conversations.append(tenant="acme", conversation_id=mine, role="user", content="hello")
 
     with pytest.raises(NotFoundError):
-        await store.append_message(
+        await store.conversations.append(
             tenant="acme2", conversation_id=mine, role="user", content="sneak"
         )
-    assert await store.list_messages(tenant="acme2", conversation_id=mine) == []
+    assert jsonable(await store.conversations.messages(tenant="acme2", conversation_id=mine)) == []
     assert [
-        m["content"] for m in await store.list_messages(tenant="acme", conversation_id=mine)
+        m["content"] for m in jsonable(await store.conversations.messages(tenant="acme", conversation_id=mine))
     ] == ["hello"]
 
 
 async def test_receipts_cannot_be_written_for_another_tenants_heartbeat(store: Store) -> None:
     with pytest.raises(StoreError, match="does not belong to tenant 'acme'"):
-        await store.add_receipt(
+        await store.receipts.add(
             tenant="acme",
             heartbeat_id="heartbeat:acme2:crm:bot:daily",
             tick_id="t1",
@@ -597,7 +598,7 @@ async def test_memory_excludes_expired_and_is_newest_first(store: Store) -> None
     ids = []
     for content, expires in [("old", None), ("expired", T0), ("fresh", T0 + timedelta(hours=1))]:
         ids.append(
-            await store.add_memory(
+            await store.memory.add(
                 tenant="acme",
                 app="crm",
                 agent="bot",
@@ -606,7 +607,7 @@ async def test_memory_excludes_expired_and_is_newest_first(store: Store) -> None
                 expires_at=expires,
             )
         )
-    await store.add_memory(
+    await store.memory.add(
         tenant="acme",
         app="crm",
         agent="bot",
@@ -615,17 +616,17 @@ async def test_memory_excludes_expired_and_is_newest_first(store: Store) -> None
         data={"lead": "42"},
         due_at=T0 + timedelta(days=1),
     )
-    await store.add_memory(tenant="acme", app="crm", agent="other", kind="note", content="not mine")
+    await store.memory.add(tenant="acme", app="crm", agent="other", kind="note", content="not mine")
 
-    at_t0 = await store.query_memory(tenant="acme", app="crm", agent="bot", kind="note", now=T0)
+    at_t0 = jsonable(await store.memory.query(tenant="acme", app="crm", agent="bot", kind="note", now=T0))
     # expires_at == now counts as expired.
     assert [m["content"] for m in at_t0] == ["fresh", "old"]
-    later = await store.query_memory(
+    later = jsonable(await store.memory.query(
         tenant="acme", app="crm", agent="bot", kind="note", now=T0 + timedelta(hours=2)
-    )
+    ))
     assert [m["content"] for m in later] == ["old"]
 
-    every_kind = await store.query_memory(tenant="acme", app="crm", agent="bot", now=T0, limit=2)
+    every_kind = jsonable(await store.memory.query(tenant="acme", app="crm", agent="bot", now=T0, limit=2))
     assert [m["content"] for m in every_kind] == ["follow up", "fresh"]
     assert every_kind[0]["data"] == {"lead": "42"}
     assert every_kind[0]["due_at"] == "2025-03-02T09:00:00Z"
@@ -635,7 +636,7 @@ async def test_memory_excludes_expired_and_is_newest_first(store: Store) -> None
 
 async def test_memory_rejects_naive_datetimes(store: Store) -> None:
     with pytest.raises(StoreError, match="timezone-aware"):
-        await store.add_memory(
+        await store.memory.add(
             tenant="acme",
             app="crm",
             agent="bot",
@@ -644,31 +645,31 @@ async def test_memory_rejects_naive_datetimes(store: Store) -> None:
             due_at=datetime(2025, 1, 1),
         )
     with pytest.raises(StoreError, match="timezone-aware"):
-        await store.query_memory(tenant="acme", app="crm", agent="bot", now=datetime(2025, 1, 1))
+        jsonable(await store.memory.query(tenant="acme", app="crm", agent="bot", now=datetime(2025, 1, 1)))
 
 
 # ------------------------------------------------------------------------- conversations
 
 
 async def test_conversation_id_is_stable_per_agent_and_mode(store: Store) -> None:
-    first = await store.conversation_id(tenant="acme", app="crm", agent="bot", mode="dedicated")
+    first = await store.conversations.id_for(tenant="acme", app="crm", agent="bot", mode="dedicated")
     assert (
-        await store.conversation_id(tenant="acme", app="crm", agent="bot", mode="dedicated")
+        await store.conversations.id_for(tenant="acme", app="crm", agent="bot", mode="dedicated")
         == first
     )
-    main = await store.conversation_id(tenant="acme", app="crm", agent="bot", mode="main")
-    other_agent = await store.conversation_id(
+    main = await store.conversations.id_for(tenant="acme", app="crm", agent="bot", mode="main")
+    other_agent = await store.conversations.id_for(
         tenant="acme", app="crm", agent="bot2", mode="dedicated"
     )
     assert len({first, main, other_agent}) == 3
     with pytest.raises(StoreError, match="conversation mode"):
-        await store.conversation_id(tenant="acme", app="crm", agent="bot", mode="side")
+        await store.conversations.id_for(tenant="acme", app="crm", agent="bot", mode="side")
 
 
 async def test_concurrent_conversation_creation_yields_one_id(store: Store) -> None:
     ids = await asyncio.gather(
         *(
-            store.conversation_id(tenant="acme", app="crm", agent="bot", mode="main")
+            store.conversations.id_for(tenant="acme", app="crm", agent="bot", mode="main")
             for _ in range(5)
         )
     )
@@ -676,12 +677,12 @@ async def test_concurrent_conversation_creation_yields_one_id(store: Store) -> N
 
 
 async def test_list_messages_returns_the_newest_oldest_first(store: Store) -> None:
-    conversation = await store.conversation_id(tenant="acme", app="crm", agent="bot", mode="main")
+    conversation = await store.conversations.id_for(tenant="acme", app="crm", agent="bot", mode="main")
     for n in range(5):
-        await store.append_message(
+        await store.conversations.append(
             tenant="acme", conversation_id=conversation, role="user", content=f"m{n}"
         )
-    recent = await store.list_messages(tenant="acme", conversation_id=conversation, limit=3)
+    recent = jsonable(await store.conversations.messages(tenant="acme", conversation_id=conversation, limit=3))
     assert [m["content"] for m in recent] == ["m2", "m3", "m4"]
     assert all(m["created_at"].endswith("Z") for m in recent)
 
@@ -711,10 +712,10 @@ def _receipt(**overrides) -> dict:
 
 
 async def test_receipts_are_idempotent_per_tick(store: Store) -> None:
-    assert await store.add_receipt(**_receipt()) is True
+    assert await store.receipts.add(**_receipt()) is True
     # An activity retry writes the same tick again, perhaps with other values: the first one stays.
-    assert await store.add_receipt(**_receipt(outcome="failed", error="boom")) is False
-    [only] = await store.list_receipts(tenant="acme", heartbeat_id=HEARTBEAT)
+    assert await store.receipts.add(**_receipt(outcome="failed", error="boom")) is False
+    [only] = jsonable(await store.receipts.list(tenant="acme", heartbeat_id=HEARTBEAT))
     assert only == {
         "tick_id": "t1",
         "at": "2025-03-01T09:00:00Z",
@@ -736,10 +737,10 @@ async def test_receipts_are_idempotent_per_tick(store: Store) -> None:
 async def test_receipts_list_newest_first_with_limit(store: Store) -> None:
     # Written out of order: the order comes from `at`, not from insertion.
     for minutes in (10, 0, 30, 20):
-        await store.add_receipt(
+        await store.receipts.add(
             **_receipt(tick_id=f"t{minutes}", at=T0 + timedelta(minutes=minutes), outcome="skipped")
         )
-    listed = await store.list_receipts(tenant="acme", heartbeat_id=HEARTBEAT, limit=3)
+    listed = jsonable(await store.receipts.list(tenant="acme", heartbeat_id=HEARTBEAT, limit=3))
     assert [r["tick_id"] for r in listed] == ["t30", "t20", "t10"]
     assert listed[0]["at"] == "2025-03-01T09:30:00Z"
 
@@ -752,12 +753,12 @@ async def test_receipts_list_newest_first_with_limit(store: Store) -> None:
         ({"outcome": "great"}, "outcome must be one of"),
         ({"at": datetime(2025, 3, 1, 9)}, "at must be timezone-aware"),
         ({"rows": -1}, "rows must be a non-negative integer"),
-        ({"app_id": "crm2"}, "does not match heartbeat id"),
+        ({"heartbeat_id": "heartbeat:other:crm:bot:daily"}, "does not belong to tenant 'acme'"),
     ],
 )
 async def test_receipts_reject_bad_input(store: Store, overrides: dict, message: str) -> None:
     with pytest.raises(StoreError, match=message):
-        await store.add_receipt(**_receipt(**overrides))
+        await store.receipts.add(**_receipt(**overrides))
 
 
 # ----------------------------------------------------------------------------- datetimes
@@ -765,7 +766,7 @@ async def test_receipts_reject_bad_input(store: Store, overrides: dict, message:
 
 async def test_datetimes_come_back_aware_utc_whatever_zone_went_in(store: Store) -> None:
     plus_five = timezone(timedelta(hours=5))
-    await store.add_memory(
+    await store.memory.add(
         tenant="acme",
         app="crm",
         agent="bot",
@@ -773,13 +774,13 @@ async def test_datetimes_come_back_aware_utc_whatever_zone_went_in(store: Store)
         content="x",
         due_at=datetime(2025, 3, 1, 14, 0, tzinfo=plus_five),
     )
-    [entry] = await store.query_memory(tenant="acme", app="crm", agent="bot", now=T0)
+    [entry] = jsonable(await store.memory.query(tenant="acme", app="crm", agent="bot", now=T0))
     assert entry["due_at"] == "2025-03-01T09:00:00Z"
 
-    tenant = await store.upsert_tenant(tenant="acme")
+    tenant = await store.tenants.upsert(tenant="acme")
     assert tenant.created_at.tzinfo is not None
     assert tenant.created_at.utcoffset() == timedelta(0)
-    app = await store.record_app(
+    app = await store.apps.record(
         tenant="acme", app="crm", name="CRM", version="1", manifest={}, manifest_hash="h"
     )
     assert app.installed_at.utcoffset() == timedelta(0)
@@ -805,7 +806,7 @@ async def test_sqlite_and_postgres_agree_on_stored_instant(
     store: Store, database: Database
 ) -> None:
     # The raw column holds the UTC instant, not the writer's wall-clock time.
-    await store.add_receipt(
+    await store.receipts.add(
         **_receipt(at=datetime(2025, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=3))))
     )
     async with store.engine.connect() as conn:

@@ -172,7 +172,7 @@ def test_records_put_and_list_json(run, db_url: str) -> None:
     async def read_kv():
         opened = await open_store(db_url)
         try:
-            return await opened.kv_get(tenant="acme", app="sales", key="campaign:spring")
+            return await opened.kv.get(tenant="acme", app="sales", key="campaign:spring")
         finally:
             await opened.close()
 

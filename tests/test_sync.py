@@ -248,11 +248,11 @@ async def test_an_interval_that_never_fires_for_the_tenant_is_refused(tmp_path: 
     path = write(tmp_path, "x.yaml", manifest_yaml("x", {"a": [heartbeat]}))
     store = await open_store(f"sqlite:///{tmp_path / 'n.db'}")
     try:
-        await store.upsert_tenant(tenant="demo", timezone="UTC")
+        await store.tenants.upsert(tenant="demo", timezone="UTC")
         with pytest.raises(UserError, match=r"x\.yaml:\d+:\d+: agents\[0\]\.heartbeats\[0\]\.active_hours: "
                                             r"for tenant 'demo' \(UTC\) no due time .* would never fire"):
             await sync.plan_manifests(store, load_manifests([path]), tenant="demo")
-        await store.upsert_tenant(tenant="kamchatka", timezone="Asia/Kamchatka")
+        await store.tenants.upsert(tenant="kamchatka", timezone="Asia/Kamchatka")
         [plan] = await sync.plan_manifests(store, load_manifests([path]), tenant="kamchatka")
         assert [config.workflow_id for config in plan.start] == ["heartbeat:kamchatka:x:a:noon"]
     finally:
@@ -296,7 +296,7 @@ def invoke(*args: str) -> Result:
 async def stored_apps(url: str, tenant: str = TENANT) -> list[Any]:
     store = await open_store(url)
     try:
-        return await store.list_apps(tenant=tenant, include_uninstalled=True)
+        return await store.apps.list(tenant=tenant, include_uninstalled=True)
     finally:
         await store.close()
 
@@ -524,7 +524,7 @@ async def env(temporal: Client, tmp_path: Path) -> AsyncIterator[Installer]:
     recorder = CallRecorder()
     store = await open_store(f"sqlite:///{tmp_path / 'apply.db'}")
     tenant = f"t{secrets.token_hex(6)}"
-    await store.upsert_tenant(tenant=tenant, timezone="UTC")
+    await store.tenants.upsert(tenant=tenant, timezone="UTC")
     installer = Installer(temporal, recording_client(temporal, recorder), recorder, store, tenant)
     try:
         yield installer
@@ -571,7 +571,7 @@ async def test_first_install_signal_with_starts_each_heartbeat_then_records_the_
     listed = await until(lambda: env.listed("sales"), lambda found: len(found) == 2)
     assert sorted(listed) == [one, two]
     assert listed[two]["HeartbeatSlug"] == "two" and listed[two]["HeartbeatAgent"] == "a"
-    app = await env.store.get_app(tenant=env.tenant, app="sales")
+    app = await env.store.apps.get(tenant=env.tenant, app="sales")
     assert app is not None and app.status == "installed"
     assert app.manifest == manifest_json(source)
     assert app.manifest_hash == installed_hash(manifest_json(source), "UTC")
@@ -679,7 +679,7 @@ async def test_changes_reconfigure_start_and_cancel(env: Installer) -> None:
         for workflow_id in (keep, change, add):
             assert await env.status(workflow_id) == WorkflowExecutionStatus.RUNNING, workflow_id
         assert (await env.describe(keep)).run_id == runs[keep]
-    stored = await env.store.get_app(tenant=env.tenant, app="sales")
+    stored = await env.store.apps.get(tenant=env.tenant, app="sales")
     assert stored is not None and stored.manifest == manifest_json(new)
 
 
@@ -689,7 +689,7 @@ async def test_the_app_is_recorded_only_after_every_temporal_call_succeeded(env:
     env.recorder.fail_start = one
     with pytest.raises(RPCError, match="injected failure"):
         await env.install(old)
-    assert await env.store.get_app(tenant=env.tenant, app="sales") is None  # a failed first install
+    assert await env.store.apps.get(tenant=env.tenant, app="sales") is None  # a failed first install
     env.recorder.fail_start = None
     await env.install(old)
 
@@ -697,7 +697,7 @@ async def test_the_app_is_recorded_only_after_every_temporal_call_succeeded(env:
     env.recorder.fail_start = two
     with pytest.raises(RPCError, match="injected failure"):
         await env.install(new)
-    stored = await env.store.get_app(tenant=env.tenant, app="sales")
+    stored = await env.store.apps.get(tenant=env.tenant, app="sales")
     assert stored is not None and stored.manifest == manifest_json(old)  # so a retry plans the same changes
     assert await env.status(two) is None  # the failed start never reached the server
 
@@ -707,7 +707,7 @@ async def test_the_app_is_recorded_only_after_every_temporal_call_succeeded(env:
     assert retry.started == [two] and retry.unchanged == [one]
     assert env.recorder.kinds() == ["list", "start"] and env.recorder.ids("start") == [two]
     assert await env.status(two) == WorkflowExecutionStatus.RUNNING
-    stored = await env.store.get_app(tenant=env.tenant, app="sales")
+    stored = await env.store.apps.get(tenant=env.tenant, app="sales")
     assert stored is not None and stored.manifest == manifest_json(new)
 
 
@@ -738,7 +738,7 @@ async def test_uninstall_cancels_listed_and_manifest_workflows_but_not_another_a
             status = await until(lambda w=workflow_id: env.status(w), lambda s: s == WorkflowExecutionStatus.CANCELED)
             assert status == WorkflowExecutionStatus.CANCELED, workflow_id
         assert await env.status(other) == WorkflowExecutionStatus.RUNNING
-        stored = await env.store.get_app(tenant=env.tenant, app="sales")
+        stored = await env.store.apps.get(tenant=env.tenant, app="sales")
         assert stored is not None and stored.status == "uninstalled"
         with pytest.raises(UserError, match=f"app 'nope' is not installed for tenant '{env.tenant}'"):
             await uninstall_app(env.recorded, env.store, tenant=env.tenant, app="nope")
@@ -780,7 +780,7 @@ async def test_sync_uninstalls_apps_missing_from_the_folder(env: Installer) -> N
     assert [(r.app, r.cancelled) for r in removed] == [("beta", [beta])]
     assert env.recorder.ids("cancel") == [beta] and env.recorder.ids("start") == []
     assert await env.cancel_requested(beta) and not await env.cancel_requested(alpha)
-    assert [app.id for app in await env.store.list_apps(tenant=env.tenant)] == ["alpha"]
+    assert [app.id for app in await env.store.apps.list(tenant=env.tenant)] == ["alpha"]
 
 
 async def test_many_heartbeats_run_concurrently_but_bounded(env: Installer) -> None:
@@ -809,11 +809,11 @@ async def test_many_small_apps_are_applied_concurrently_and_all_recorded(env: In
     assert [r.app for r in results] == apps  # results keep the manifests' order
     assert all(len(r.started) == 3 for r in results)
     assert 3 < env.recorder.max_in_flight_starts <= sync.CONCURRENCY
-    recorded = {app.id for app in await env.store.list_apps(tenant=env.tenant)}
+    recorded = {app.id for app in await env.store.apps.list(tenant=env.tenant)}
     assert set(apps) <= recorded
     removed = await sync.uninstall_apps(env.recorded, env.store, tenant=env.tenant, apps=apps)
     assert [len(r.cancelled) for r in removed] == [3] * 12
-    assert {app.id for app in await env.store.list_apps(tenant=env.tenant)} == recorded - set(apps)
+    assert {app.id for app in await env.store.apps.list(tenant=env.tenant)} == recorded - set(apps)
 
 
 async def test_resyncing_many_unchanged_apps_counts_them_together_and_repairs_what_is_missing(env: Installer) -> None:
@@ -900,7 +900,7 @@ async def test_install_reinstall_change_remove_and_uninstall_on_a_real_server(
     monkeypatch.setenv("HEARTBEATS_DATABASE_URL", url)
     monkeypatch.delenv("TEMPORAL_NAMESPACE", raising=False)
     store = await open_store(url)
-    await store.upsert_tenant(tenant=TENANT, timezone="Europe/Berlin")
+    await store.tenants.upsert(tenant=TENANT, timezone="Europe/Berlin")
     weekly = {"schedule_type": "weekly", "time_of_day": "03:00", "day_of_week": 6, "interval_minutes": None}  # no tick fires during the test
     agents = {"outreach": [{"slug": "daily_cadence", **weekly}, {"slug": "follow_up", **weekly}],
               "scout": [{"slug": "scan", **weekly}]}  # fmt: skip
@@ -928,7 +928,7 @@ async def test_install_reinstall_change_remove_and_uninstall_on_a_real_server(
             described = await client.get_workflow_handle(every[0]).describe()
             run_id = described.run_id
             assert await described.static_summary() == "sales/outreach/daily_cadence: weekly Sun 03:00"
-            stored = await store.get_app(tenant=TENANT, app="sales")
+            stored = await store.apps.get(tenant=TENANT, app="sales")
             assert stored is not None and stored.status == "installed"
 
             # Re-install unchanged: nothing changes, and it says so.
@@ -968,7 +968,7 @@ async def test_install_reinstall_change_remove_and_uninstall_on_a_real_server(
                         break
                     await asyncio.sleep(0.1)
             assert await eventually(lambda: listed_workflows(address, app_running) == [])
-            stored = await store.get_app(tenant=TENANT, app="sales")
+            stored = await store.apps.get(tenant=TENANT, app="sales")
             assert stored is not None and stored.status == "uninstalled"
             unknown = await asyncio.to_thread(invoke, "uninstall", "nope", "--tenant", TENANT)
             assert unknown.exit_code == 1 and "app 'nope' is not installed for tenant 'acme'" in unknown.output
@@ -990,6 +990,6 @@ async def test_install_reinstall_change_remove_and_uninstall_on_a_real_server(
             assert "app sales is unchanged for tenant acme: nothing changed (2 heartbeats running)" in resynced.output
             assert f"app scouting has no manifest in {folder} any more:" in resynced.output
             assert "uninstalled app scouting for tenant acme: 1 workflow cancelled" in resynced.output
-            assert [app.id for app in await store.list_apps(tenant=TENANT)] == ["sales"]
+            assert [app.id for app in await store.apps.list(tenant=TENANT)] == ["sales"]
     finally:
         await store.close()

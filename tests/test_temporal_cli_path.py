@@ -17,6 +17,7 @@ from contract.names import TASK_QUEUE
 from contract.search_attributes import SA_AGENT, SA_APP, SA_FAILURE_COUNT, SA_SLUG, SA_STATUS, SA_TENANT
 from manifest.models import HeartbeatSpec
 from store import open_store
+from tests.store_json import jsonable
 from tests.temporal_env import dev_server, running_worker
 from workflows.heartbeat import HeartbeatWorkflow
 
@@ -29,8 +30,8 @@ def temporal(address: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 async def test_temporal_cli_signal_query_and_list(tmp_path):
     store = await open_store(f"sqlite:///{tmp_path / 'h.db'}")
-    await store.upsert_tenant(tenant="demo", timezone="UTC")
-    await store.put_record(tenant="demo", app="marketing", record_type="kpi", record_id="signups",
+    await store.tenants.upsert(tenant="demo", timezone="UTC")
+    await store.records.put(tenant="demo", app="marketing", record_type="kpi", record_id="signups",
                            data={"metric": "signups", "value": 182, "target": 250})
     spec = HeartbeatSpec.model_validate({"slug": "hourly_kpi", "skill": "_internal_app_records", "tool": "query",
                                          "params": {"record_type": "kpi"}, "schedule_type": "weekly",
@@ -51,7 +52,7 @@ async def test_temporal_cli_signal_query_and_list(tmp_path):
         signalled = time.monotonic()
         receipts = []
         while time.monotonic() - signalled < 10 and not receipts:
-            receipts = await store.list_receipts(tenant="demo", heartbeat_id=config.workflow_id)
+            receipts = jsonable(await store.receipts.list(tenant="demo", heartbeat_id=config.workflow_id))
             await asyncio.sleep(0.1)
         assert receipts and receipts[0]["trigger"] == "run_now"
         assert receipts[0]["outcome"] == "substantive" and receipts[0]["rows"] == 1

@@ -34,6 +34,7 @@ from skills import (
     load_app_skills,
 )
 from store import Store
+from tests.store_json import jsonable
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 APP = "marketing"
@@ -57,8 +58,8 @@ def manifest_json(manifest: dict[str, Any] = MANIFEST) -> dict[str, Any]:
 
 
 async def install(store: Store, tenant: str = "acme", manifest: dict[str, Any] = MANIFEST) -> None:
-    await store.upsert_tenant(tenant=tenant, timezone="Europe/Berlin", provider="offline")
-    await store.record_app(tenant=tenant, app=manifest["id"], name="Marketing", version="1.0.0",
+    await store.tenants.upsert(tenant=tenant, timezone="Europe/Berlin", provider="offline")
+    await store.apps.record(tenant=tenant, app=manifest["id"], name="Marketing", version="1.0.0",
                            manifest=manifest_json(manifest), manifest_hash="h")
 
 
@@ -111,7 +112,7 @@ async def test_tool_defs_per_agent_follow_the_installed_manifest(store: Store) -
                                 "kv__set", "email__send"]
     assert names["nobody"] == []
     assert await allowed_skills_for(store, "acme2", APP, "cmo") == []  # not installed there
-    await store.mark_app_uninstalled(tenant="acme", app=APP)
+    await store.apps.mark_uninstalled(tenant="acme", app=APP)
     assert await allowed_skills_for(store, "acme", APP, "cmo") == []
 
 
@@ -146,7 +147,7 @@ async def test_tools_are_scoped_to_the_ticks_tenant_and_app(store: Store) -> Non
                                                          "data": {"owner": tenant}}, tenant=tenant))
         assert not done.is_error and json.loads(done.content) == {"record_type": "kpi", "id": "signups",
                                                                   "written": True}
-    await store.put_record(tenant="acme", app="sales", record_type="kpi", record_id="x", data={"owner": "sales"})
+    await store.records.put(tenant="acme", app="sales", record_type="kpi", record_id="x", data={"owner": "sales"})
 
     for tenant in ("acme", "acme2"):
         found = await run(store, call("records__query", {"record_type": "kpi"}, tenant=tenant))
@@ -161,7 +162,7 @@ async def test_memory_tools_are_scoped_to_the_agent_and_idempotent_per_key(store
     write = call("memory__write", {"kind": "note", "content": "signups lag"}, key="s0/0")
     first, again = await run(store, write), await run(store, write)  # an activity retry
     assert json.loads(first.content) == json.loads(again.content)
-    mine = await store.query_memory(tenant="acme", app=APP, agent="cmo", kind="note", now=NOW)
+    mine = jsonable(await store.memory.query(tenant="acme", app=APP, agent="cmo", kind="note", now=NOW))
     assert [m["content"] for m in mine] == ["signups lag"]
     others = await run(store, call("memory__query", {"kind": "note"}, agent="x_monitor"),
                        allowed=["memory"])
@@ -211,14 +212,14 @@ async def test_email_send_twice_with_the_same_key_queues_one_outbox_row(store: S
     first, again = await run(store, send), await run(store, send)
     assert not first.is_error and not again.is_error
     assert json.loads(first.content)["duplicate"] is False and json.loads(again.content)["duplicate"] is True
-    [row] = await store.list_outbox(tenant="acme", app=APP)
+    [row] = jsonable(await store.outbox.list(tenant="acme", app=APP))
     assert (row["to"], row["subject"], row["agent"]) == ("lead@example.com", "Hi", "drafter")
     assert row["idempotency_key"] == "heartbeat:acme:marketing:drafter:hourly/run-1/1/3/0"
 
     await run(store, call("email__send", {"to": "lead@example.com", "subject": "Hi", "body": "Touch 3"},
                           agent="drafter", key="4/0"))
-    assert [r["body"] for r in await store.list_outbox(tenant="acme", app=APP)] == ["Touch 2", "Touch 3"]
-    assert await store.list_outbox(tenant="acme2") == []
+    assert [r["body"] for r in jsonable(await store.outbox.list(tenant="acme", app=APP))] == ["Touch 2", "Touch 3"]
+    assert jsonable(await store.outbox.list(tenant="acme2")) == []
 
     bad = await run(store, call("email__send", {"to": "not an address", "subject": "s", "body": "b"},
                                 agent="drafter"))
@@ -303,7 +304,7 @@ async def test_delegate_only_to_the_callers_team(store: Store) -> None:
 
 async def test_delegate_runs_one_isolated_cheap_call_as_the_team_member(store: Store, monkeypatch) -> None:
     await install(store)
-    await store.upsert_tenant(tenant="acme", model_cheap="offline-tiny")
+    await store.tenants.upsert(tenant="acme", model_cheap="offline-tiny")
     seen: list[LlmRequest] = []
 
     async def complete(request: LlmRequest, **_: Any) -> LlmResponse:
@@ -354,7 +355,7 @@ async def test_app_skills_load_from_the_module_path_variable(
         "x_api.post is HIGH risk; pre-filters may only call LOW-risk tools")
 
     await install(store)
-    await store.kv_set(tenant="acme", app=APP, key="mention:1", value={"text": "@acme love it"})
+    await store.kv.set(tenant="acme", app=APP, key="mention:1", value={"text": "@acme love it"})
     found = await run(store, call("x_api__search_mentions", {"query": "@ACME"}), registry=registry)
     assert json.loads(found.content) == [{"text": "@acme love it"}]
     post = call("x_api__post", {"text": "Thanks!"}, key="5/0")

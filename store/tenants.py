@@ -1,0 +1,54 @@
+"""Tenants: a tenant's time zone and LLM provider and models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, select
+
+from contract.vocabulary import PROVIDERS
+from store.checks import check_choice, check_id, check_text, check_timezone
+from store.db import Area
+from store.models import Tenant
+from store.tables import TenantRow
+from store.types import utcnow
+
+tenants: Table = TenantRow.__table__  # type: ignore[assignment]
+
+
+class Tenants(Area):
+    async def upsert(
+        self,
+        *,
+        tenant: str,
+        timezone: str | None = None,
+        provider: str | None = None,
+        model_cheap: str | None = None,
+        model_standard: str | None = None,
+        model_premium: str | None = None,
+    ) -> Tenant:
+        """Create the tenant or change it; only the fields given (not None) change."""
+        check_id(tenant, "tenant id")
+        changes: dict[str, Any] = {}
+        if timezone is not None:
+            changes["timezone"] = check_timezone(timezone)
+        if provider is not None:
+            changes["llm_provider"] = check_choice(provider, PROVIDERS, "provider")
+        for column, value in (("model_cheap", model_cheap), ("model_standard", model_standard),
+                              ("model_premium", model_premium)):
+            if value is not None:
+                changes[column] = check_text(value, column, max_length=200)
+        now = utcnow()
+        insert = self.insert(tenants).values(id=tenant, created_at=now, updated_at=now, **changes)
+        insert = insert.on_conflict_do_update(index_elements=[tenants.c.id], set_={**changes, "updated_at": now})
+        async with self._db.write() as conn:
+            await conn.execute(insert)
+            row = (await conn.execute(select(tenants).where(tenants.c.id == tenant))).one()
+        return Tenant.from_row(row)
+
+    async def get(self, *, tenant: str) -> Tenant | None:
+        """The tenant, or None when it was never set."""
+        check_id(tenant, "tenant id")
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(tenants).where(tenants.c.id == tenant))).first()
+        return Tenant.from_row(row) if row else None
