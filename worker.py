@@ -1,7 +1,7 @@
 """The worker: runs every heartbeat workflow and activity. `python worker.py` or `heartbeats worker`.
 
 Connection settings come from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE or Temporal's config
-profiles (client/connection.py); the database from HEARTBEATS_DATABASE_URL; tuning from
+profiles (runtime/connection.py); the database from HEARTBEATS_DATABASE_URL; tuning from
 HEARTBEATS_WORKFLOW_SANDBOX and HEARTBEATS_MAX_CACHED_WORKFLOWS (WorkerSettings). SIGINT/SIGTERM
 shut it down gracefully: polling stops, in-flight activities get a grace period to finish.
 """
@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,9 +22,10 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.heartbeat_activities import HeartbeatActivities
-from client.errors import UserError
+from contract.errors import ConfigurationError, HeartbeatsError
 from contract.names import TASK_QUEUE
-from skills.registry import SkillRegistry, default_registry
+from skills.catalog import default_registry
+from skills.registry import SkillRegistry
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.vision import VisionWorkflow
 
@@ -60,10 +62,10 @@ class WorkerSettings:
         env = os.environ if environ is None else environ
         sandbox = env.get("HEARTBEATS_WORKFLOW_SANDBOX", "off").strip().lower()
         if sandbox not in ("on", "off", "1", "0", "true", "false"):
-            raise UserError(f"HEARTBEATS_WORKFLOW_SANDBOX: expected on or off (got {sandbox!r})")
+            raise ConfigurationError(f"HEARTBEATS_WORKFLOW_SANDBOX: expected on or off (got {sandbox!r})")
         cached = env.get("HEARTBEATS_MAX_CACHED_WORKFLOWS", str(DEFAULT_MAX_CACHED_WORKFLOWS)).strip()
         if not cached.isdigit() or int(cached) < 2:
-            raise UserError(f"HEARTBEATS_MAX_CACHED_WORKFLOWS: expected a whole number >= 2 (got {cached!r})")
+            raise ConfigurationError(f"HEARTBEATS_MAX_CACHED_WORKFLOWS: expected a whole number >= 2 (got {cached!r})")
         return cls(sandboxed=sandbox in ("on", "1", "true"), max_cached_workflows=int(cached))
 
 
@@ -116,7 +118,7 @@ async def run_worker(
 
 async def serve(profile: str | None = None) -> None:
     """Connect, run the worker, stop on SIGINT/SIGTERM."""
-    from client.connection import connect
+    from runtime.connection import connect
 
     settings = WorkerSettings.from_env()  # a bad setting fails before anything connects
     client = await connect(profile)
@@ -134,9 +136,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve())
-    except UserError as error:
-        error.show()
-        raise SystemExit(error.exit_code) from None
+    except HeartbeatsError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
     activities = HeartbeatActivities(store, default_registry())
     Worker(client, task_queue=TASK_QUEUE, workflows=[...], activities=activities.all())
 
-The logic lives in activities.prefilter, activities.agent and activities.ticks; these methods add
-only the activity name, the logging context and (for complete_tick) the attempt number.
+The logic lives in activities.prefilter, activities.turn, activities.tools, activities.ticks and
+activities.agent; these methods add only the activity name, heartbeating and logging.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from activities.prefilter import run_prefilter
 from activities.ticks import complete_tick, record_receipt
 from activities.tools import allowed_skills_for, run_tool_call
 from activities.turn import run_agent_step
-from contract.llm import LlmResponse
 from contract.messages import (
     AgentReply,
     AgentStepRequest,
+    AgentStepResult,
     AgentTurnRequest,
     CompleteTickRequest,
     PrefilterRequest,
@@ -51,6 +51,7 @@ from contract.names import (
 )
 from contract.vision import VISION_PLAN_MEMORY_KIND, VisionInput, VisionPlan
 from skills.registry import SkillRegistry
+from store.installed import installed_app
 from store.store import Store
 
 T = TypeVar("T")
@@ -111,7 +112,7 @@ class HeartbeatActivities:
         return await record_receipt(self.store, request)
 
     @activity.defn(name=AGENT_STEP)
-    async def agent_step(self, request: AgentStepRequest) -> LlmResponse:
+    async def agent_step(self, request: AgentStepRequest) -> AgentStepResult:
         """One LLM call of a turn (provider and model from the tenant's settings for the tier)."""
         response = await _heartbeating(run_agent_step(self.store, self.skills, request))
         activity.logger.info(
@@ -124,14 +125,18 @@ class HeartbeatActivities:
     async def tool_call(self, request: ToolCallRequest) -> ToolResult:
         """One tool call the model asked for, idempotent per key, scoped to the tick's tenant and app."""
         tick = request.tick
-        allowed = await allowed_skills_for(self.store, tick.tenant, tick.app, tick.agent)
+        allowed = await allowed_skills_for(self.store, tick.tenant, tick.app, tick.agent, definition=request.definition)
         return await run_tool_call(self.store, self.skills, request, allowed_skills=allowed,
                                    now=datetime.now(UTC))
 
     @activity.defn(name=WAKE_VISION)
     async def wake_vision(self, request: WakeVisionRequest) -> None:
-        """Signal-with-start the agent's VisionWorkflow with the escalation."""
+        """Signal-with-start the agent's VisionWorkflow with the escalation (not for an app that is
+        no longer installed: an uninstall ends the vision loops and none may start again)."""
         tick = request.tick
+        if await installed_app(self.store, tenant=tick.tenant, app=tick.app) is None:
+            activity.logger.info("vision of %s not woken: app %s is not installed", tick.agent, tick.app)
+            return
         await activity.client().start_workflow(
             VISION_WORKFLOW,
             VisionInput(tenant=tick.tenant, app=tick.app, agent=tick.agent),

@@ -215,15 +215,8 @@ async def _skill_tool(store: Store, skills: SkillRegistry, request: PrefilterReq
     except InvalidArgumentsError as exc:
         raise _app_fault(f"{request.skill}.{exc}", ERROR_BAD_PARAMS) from None
     tick = request.tick
-    ctx = SkillContext(
-        store=store,
-        tenant=tick.tenant,
-        app=tick.app,
-        agent=tick.agent,
-        now=now,
-        # LOW tools do not write, but a key costs nothing and lets a handler log or dedupe.
-        idempotency_key=f"{tick.heartbeat_id}/{tick.tick_id}/prefilter",
-    )
+    # LOW tools do not write, but a key costs nothing and lets a handler log or dedupe.
+    ctx = SkillContext.for_tick(store, tick, now=now, idempotency_key=f"{tick.heartbeat_id}/{tick.tick_id}/prefilter")
     result = await spec.handler(ctx, args)
     rows = _as_rows(result)
     try:

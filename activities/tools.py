@@ -1,6 +1,6 @@
 """One tool call of the agent turn (the TOOL_CALL activity's logic), and which skills an agent may use.
 
-    allowed = await allowed_skills_for(store, tick.tenant, tick.app, tick.agent)
+    allowed = await allowed_skills_for(store, tick.tenant, tick.app, tick.agent, definition=request.definition)
     result = await run_tool_call(store, skills, request, allowed_skills=allowed, now=datetime.now(UTC))
 
 The model names a tool "{skill}__{tool}". What the model got wrong is its to fix, not a tick failure:
@@ -36,6 +36,7 @@ from skills.registry import (
     check_arguments,
 )
 from store.errors import StoreError
+from store.installed import installed_app
 from store.store import Store
 
 logger = logging.getLogger(__name__)
@@ -43,16 +44,15 @@ logger = logging.getLogger(__name__)
 MAX_TOOL_ERROR_CHARS = 1_000
 
 
-async def allowed_skills_for(store: Store, tenant: str, app: str, agent: str) -> list[str]:
-    """The skills the agent lists in `tools` in the app's installed manifest; [] when the app is not
+async def allowed_skills_for(
+    store: Store, tenant: str, app: str, agent: str, *, definition: str | None = None
+) -> list[str]:
+    """The skills the agent lists in `tools` in the app as installed for the tenant (in the version
+    `definition`, the manifest hash a turn is pinned to, when given); [] when the app is not
     installed for the tenant or has no such agent (then every tool call is refused)."""
-    installed = await store.apps.get(tenant=tenant, app=app)
-    if installed is None or installed.status != "installed" or not isinstance(installed.manifest, dict):
-        return []
-    for spec in installed.manifest.get("agents") or []:
-        if isinstance(spec, dict) and spec.get("id") == agent:
-            return [name for name in spec.get("tools") or [] if isinstance(name, str)]
-    return []
+    installed = await installed_app(store, tenant=tenant, app=app, manifest_hash=definition)
+    spec = installed.agent(agent) if installed is not None else None
+    return list(spec.tools) if spec is not None else []
 
 
 async def run_tool_call(
@@ -85,14 +85,8 @@ async def run_tool_call(
     except InvalidArgumentsError as exc:
         return _error(f"invalid arguments for {request.name}: {exc}")
 
-    ctx = SkillContext(
-        store=store,
-        tenant=tick.tenant,
-        app=tick.app,
-        agent=tick.agent,
-        now=now,
-        idempotency_key=request.idempotency_key,
-    )
+    ctx = SkillContext.for_tick(store, tick, now=now, idempotency_key=request.idempotency_key,
+                                definition=request.definition)
     try:
         result = await spec.handler(ctx, args)
     except (ApplicationError, *INFRASTRUCTURE_ERRORS):

@@ -2,24 +2,29 @@
 
 The workflow keeps only the turn's own messages (tool calls and results) in history. Everything
 else the model sees is assembled here, per call: the agent's system prompt and tools from the
-installed manifest, the conversation so far (dedicated or main mode, bounded by a token window),
-the heartbeat's prompt with the pre-filter rows as structured context, and the tenant's provider
-and model for the tier. Keys never leave this process: the provider SDKs read them from the env.
+installed manifest (the version the turn's first step read: a re-install mid-turn does not change
+a turn under way), the conversation so far (dedicated or main mode, bounded by a token window),
+the heartbeat's prompt with the pre-filter rows as structured context (or a vision phase's
+prompt), and the tenant's provider and model for the tier. The call goes through the providers'
+gateway. Keys never leave this process: the provider SDKs read them from the environment.
 """
 
 from __future__ import annotations
 
 import json
 
-from contract.llm import ChatMessage, LlmRequest, LlmResponse
+from contract.llm import ChatMessage, LlmRequest
 from contract.messages import (
     MAX_PREFILTER_BYTES,
     MAX_TOKENS_PER_CALL,
     MAX_TURN_MESSAGE_CHARS,
     AgentStepRequest,
+    AgentStepResult,
 )
-from manifest.models import AppManifest
+from providers.gateway import Caller, call_llm
+from providers.routing import resolve_for_tenant
 from skills.registry import SkillRegistry
+from store.installed import installed_app
 from store.store import Store
 
 # The conversation history given to the model in dedicated/main mode: newest messages first
@@ -33,27 +38,37 @@ your tools where needed. If there is nothing to do, reply with exactly HEARTBEAT
 situation needs deeper re-planning than a routine tick should decide, include <escalate-to-vision/>."""
 
 
-async def run_agent_step(store: Store, skills: SkillRegistry, request: AgentStepRequest) -> LlmResponse:
-    from providers import complete
-    from providers.routing import resolve_for_tenant
+VISION_PROTOCOL = """\
+This is a vision pass: routine heartbeat ticks asked for deeper re-planning. Think beyond the next
+tick; use your tools where you need facts. Answer the phase below directly."""
 
+
+async def run_agent_step(store: Store, skills: SkillRegistry, request: AgentStepRequest) -> AgentStepResult:
+    """One LLM call of a turn, through the gateway; pinned to the manifest version of its first step."""
     tick = request.tick
     tenant = await store.tenants.get(tenant=tick.tenant)
     provider, model = resolve_for_tenant(tenant, request.model_tier)
-    system_prompt, tool_skills = await _agent(store, tick.tenant, tick.app, tick.agent)
+    installed = await installed_app(store, tenant=tick.tenant, app=tick.app, manifest_hash=request.definition)
+    spec = installed.agent(tick.agent) if installed is not None else None
+    protocol, user_message = (
+        (VISION_PROTOCOL, request.prompt) if request.purpose == "vision" else (HEARTBEAT_PROTOCOL, tick_message(request))
+    )
     history = await _history(store, request)
-    messages = [*history, ChatMessage(role="user", content=tick_message(request)),
+    messages = [*history, ChatMessage(role="user", content=user_message),
                 *(ChatMessage.model_validate(m) for m in request.turn)]
     llm_request = LlmRequest(
         provider=provider,
         model=model,
-        system="\n\n".join(part for part in (system_prompt, HEARTBEAT_PROTOCOL) if part),
+        system="\n\n".join(part for part in (spec.system_prompt if spec else "", protocol) if part),
         messages=messages,
-        tools=skills.tool_defs(tool_skills),
+        tools=skills.tool_defs(spec.tools if spec else []),
         max_tokens=MAX_TOKENS_PER_CALL,
     )
-    response = await complete(llm_request)
-    return response.model_copy(update={"text": response.text[:MAX_TURN_MESSAGE_CHARS]})
+    caller = Caller(tenant=tick.tenant, app=tick.app, agent=tick.agent, workflow_id=tick.heartbeat_id,
+                    purpose=request.purpose)
+    response = await call_llm(llm_request, caller=caller)
+    return AgentStepResult(**(response.model_dump() | {"text": response.text[:MAX_TURN_MESSAGE_CHARS]}),
+                           definition=installed.manifest_hash if installed is not None else None)
 
 
 def tick_message(request: AgentStepRequest) -> str:
@@ -63,18 +78,6 @@ def tick_message(request: AgentStepRequest) -> str:
         if request.truncated else ""
     prompt = request.prompt or "Review the records and act on them."
     return f"{prompt}\n\nPre-filter records: {len(request.rows)}{note}\n```json\n{rows}\n```"
-
-
-async def _agent(store: Store, tenant: str, app: str, agent: str) -> tuple[str, list[str]]:
-    """The agent's system prompt and tool skills, from the installed manifest."""
-    installed = await store.apps.get(tenant=tenant, app=app)
-    if installed is None:
-        return "", []
-    manifest = AppManifest.model_validate(installed.manifest)
-    for spec in manifest.agents:
-        if spec.id == agent:
-            return spec.system_prompt, list(spec.tools)
-    return "", []
 
 
 async def _history(store: Store, request: AgentStepRequest) -> list[ChatMessage]:

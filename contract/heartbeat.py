@@ -77,3 +77,5 @@ class HeartbeatStatusView(_Frozen):
     next_run: str | None
     last_run: str | None
     last_heartbeat_ok_at: str | None
+    # Signals of unknown names this run received (a typo such as `runnow`), newest last.
+    ignored_signals: list[str] = Field(default_factory=list)

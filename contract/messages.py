@@ -7,10 +7,11 @@ ever put in.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from contract.llm import LlmResponse
 from contract.vocabulary import ConversationMode, ModelTier, Outcome, Trigger
 
 # Caps on what enters history from one tick.
@@ -129,6 +130,17 @@ class AgentStepRequest(_Message):
     model_tier: ModelTier
     conversation_mode: ConversationMode
     turn: list[Any]  # contract.llm.ChatMessage of this turn so far (as dicts)
+    # The manifest version (its hash) the turn's first step read the agent from: every later step
+    # and tool call of the turn reads that same version, even after a re-install. None: the current one.
+    definition: str | None = None
+    # What the step is for: the system prompt's protocol differs between a heartbeat tick and a vision phase.
+    purpose: Literal["tick", "vision"] = "tick"
+
+
+class AgentStepResult(LlmResponse):
+    """One LLM call's answer, and the manifest version it read the agent from (to pin the turn)."""
+
+    definition: str | None = None
 
 
 class ToolCallRequest(_Message):
@@ -139,6 +151,7 @@ class ToolCallRequest(_Message):
     # "{workflow_id}/{tick_id}/{step}/{index}": a side-effecting tool given the same key twice
     # (an activity retry, a replay after a crash) does its effect once.
     idempotency_key: str
+    definition: str | None = None  # the manifest version the turn is pinned to (see AgentStepRequest)
 
 
 class ToolResult(_Message):

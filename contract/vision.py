@@ -30,3 +30,13 @@ class VisionPlan(BaseModel):
     act: str
     provider: str
     model: str
+
+
+class VisionStatusView(BaseModel):
+    """The vision workflow's `status` query: passes run, escalations waiting, when the next pass runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    passes: int
+    pending: int
+    next_pass: str | None  # ISO 8601 UTC with Z

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from drills.crash import DrillResult, Rig, free_port
-from tests.provider_server import text_reply
+from drills.provider_server import text_reply
+from drills.rig import DrillResult, Rig, free_port
 
 OUTAGE_SECONDS = 30.0
 

@@ -21,9 +21,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from client.sync import LoadedManifest, install_manifests
+from client.checks import LoadedManifest
+from client.sync import install_manifests
 from contract.names import heartbeat_workflow_id
-from drills.crash import Rig
+from drills.rig import Rig
 from manifest.loader import parse_manifest
 from schedule import upcoming_fires
 

@@ -1,15 +1,14 @@
-"""LLM providers behind one call: `await complete(LlmRequest(...)) -> LlmResponse`.
+"""LLM providers behind one gateway: `await call_llm(LlmRequest(...), caller=Caller(...)) -> LlmResponse`.
 
-    from providers import complete, resolve_model
-    provider, model = resolve_model(tier="cheap", tenant_provider=tenant.provider,
-                                    tenant_models=tenant_models(tenant))
-    response = await complete(LlmRequest(provider=provider, model=model, system=..., messages=[...], tools=[...]))
+    from providers import Caller, call_llm, resolve_for_tenant
+    provider, model = resolve_for_tenant(tenant, "cheap")
+    response = await call_llm(LlmRequest(provider=provider, model=model, system=..., messages=[...]),
+                              caller=Caller(tenant="acme", app="crm", agent="bot", workflow_id=..., purpose="turn"))
 
-Imported by activities only, never by workflow code (the SDKs do I/O). The shapes live in
-providers.contract, which is pure and safe for the workflow sandbox; importing it runs this
-module, which therefore loads the anthropic and openai SDKs only when `complete` first needs them. Every failure is a
-temporalio ApplicationError with a stable `type` (providers.contract.ERROR_PROVIDER_*); the SDK
-clients never retry (max_retries=0): Temporal does.
+Imported by activities and skills, never by workflow code (the SDKs do I/O); the shapes of a call
+live in contract.llm. The anthropic and openai SDKs load only when a call first needs them. Every
+failure is a temporalio ApplicationError with a stable `type` (contract.llm.ERROR_PROVIDER_*); the
+SDK clients never retry (max_retries=0): Temporal does.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from contract.llm import (
     tool_name,
 )
 from contract.vocabulary import ModelTier, ProviderName
-from providers import offline
 from providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
     STOP_END_TURN,
@@ -40,6 +38,7 @@ from providers.base import (
     is_configured,
 )
 from providers.errors import MAX_RETRY_AFTER_SECONDS, redact
+from providers.gateway import Caller, call_llm
 from providers.offline import estimate_tokens, extract_rows, format_rows, offline_model, summarise_row
 from providers.routing import (
     DEFAULT_MODELS,
@@ -74,7 +73,8 @@ __all__ = [
     "ToolCall",
     "ToolDef",
     "clear_client_cache",
-    "complete",
+    "call_llm",
+    "Caller",
     "default_provider",
     "estimate_tokens",
     "extract_rows",
@@ -89,22 +89,3 @@ __all__ = [
     "tenant_models",
     "tool_name",
 ]
-
-
-async def complete(request: LlmRequest, *, timeout: float | None = None) -> LlmResponse:
-    """One LLM call to `request.provider`; `timeout` (seconds) overrides DEFAULT_TIMEOUT_SECONDS.
-
-    Raises ApplicationError: ProviderAuthError / ProviderBadRequest / ProviderNotConfigured
-    (non-retryable) or ProviderUnavailable (retryable, with next_retry_delay from retry-after).
-    """
-    # The SDK modules load on first use: workflow code imports providers.contract, which runs this
-    # package's __init__ inside the sandbox, and must not drag the HTTP clients in with it.
-    if request.provider == "anthropic":
-        from providers import anthropic_provider
-
-        return await anthropic_provider.complete(request, timeout=timeout)
-    if request.provider == "openai":
-        from providers import openai_provider
-
-        return await openai_provider.complete(request, timeout=timeout)
-    return await offline.complete(request)

@@ -19,7 +19,6 @@ returned and replayed; without those fields they are dropped.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,13 +33,12 @@ from providers.base import (
     STOP_REFUSAL,
     STOP_TOOL_USE,
     Credentials,
-    cached_client,
-    credentials,
+    SdkProvider,
+    sdk_complete,
 )
-from providers.errors import map_sdk_error, not_configured, unavailable
+from providers.errors import unavailable
 
 PROVIDER = "anthropic"
-log = logging.getLogger(__name__)
 
 _STOP_REASONS = {
     "end_turn": STOP_END_TURN,
@@ -61,10 +59,7 @@ def _new_client(creds: Credentials) -> anthropic.AsyncAnthropic:
     )
 
 
-async def complete(request: LlmRequest, *, timeout: float | None = None) -> LlmResponse:
-    """One Messages API call. Raises ApplicationError with a stable type on every failure."""
-    creds = credentials(PROVIDER)
-    client: anthropic.AsyncAnthropic = cached_client(PROVIDER, creds, _new_client)
+def _params(request: LlmRequest, _creds: Credentials) -> dict[str, Any]:
     params: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,
@@ -74,34 +69,20 @@ async def complete(request: LlmRequest, *, timeout: float | None = None) -> LlmR
         params["system"] = request.system
     if request.tools:
         params["tools"] = to_anthropic_tools(request.tools)
-    if timeout is not None:
-        params["timeout"] = timeout
-    try:
-        message = await client.messages.create(**params)
-    except anthropic.AnthropicError as exc:
-        # `from None`: the SDK's own message may quote the request or the key; only ours goes to history.
-        raise _map_error(exc, creds) from None
-    except ValueError as exc:  # a body that is not JSON, or JSON of the wrong shape (SDK parsing)
-        raise unavailable(PROVIDER, f"the API answered with a malformed body ({type(exc).__name__})") from None
-    response = from_anthropic_message(message, request)
-    log.debug(
-        "anthropic %s: %d tokens in, %d out, stop %s, %d tool calls",
-        response.model,
-        response.tokens_in,
-        response.tokens_out,
-        response.stop_reason,
-        len(response.tool_calls),
-    )
-    return response
+    return params
 
 
-def _map_error(exc: anthropic.AnthropicError, creds: Credentials) -> ApplicationError:
-    mapped = map_sdk_error(PROVIDER, exc, anthropic, key=creds.key)
-    if mapped is not None:
-        return mapped
-    if isinstance(exc, anthropic.CredentialsError):
-        return not_configured(PROVIDER, f"credentials: {exc}")
-    return unavailable(PROVIDER, f"{type(exc).__name__}: {exc}")
+async def _send(client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> Any:
+    return await client.messages.create(**params)
+
+
+ANTHROPIC = SdkProvider(name=PROVIDER, sdk=anthropic, base_error=anthropic.AnthropicError, new_client=_new_client,
+                        params=_params, send=_send, parse=lambda raw, request: from_anthropic_message(raw, request))
+
+
+async def complete(request: LlmRequest, *, timeout: float | None = None) -> LlmResponse:
+    """One Messages API call. Raises ApplicationError with a stable type on every failure."""
+    return await sdk_complete(ANTHROPIC, request, timeout=timeout)
 
 
 def to_anthropic_tools(tools: Sequence[ToolDef]) -> list[dict[str, Any]]:

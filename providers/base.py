@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from contract.llm import ERROR_PROVIDER_NOT_CONFIGURED
+from contract.llm import ERROR_PROVIDER_NOT_CONFIGURED, LlmRequest, LlmResponse
 from contract.vocabulary import ProviderName
+from providers.errors import map_sdk_error, not_configured, unavailable
+
+log = logging.getLogger("providers")
 
 # Per HTTP call. The LLM activity's start_to_close timeout must be longer than this.
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -115,3 +120,45 @@ def cached_client(provider: ProviderName, creds: Credentials, factory: Callable[
 def clear_client_cache() -> None:
     """Forget every cached client (tests; a worker never needs it)."""
     _clients.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class SdkProvider:
+    """One SDK-backed provider: how to build its client, its request, and read its response."""
+
+    name: ProviderName
+    sdk: ModuleType  # `anthropic` or `openai`: both name their exception classes alike
+    base_error: type[Exception]  # every exception the SDK raises
+    new_client: Callable[[Credentials], Any]
+    params: Callable[[LlmRequest, Credentials], dict[str, Any]]
+    send: Callable[[Any, dict[str, Any]], Awaitable[Any]]
+    parse: Callable[[Any, LlmRequest], LlmResponse]
+
+
+async def sdk_complete(provider: SdkProvider, request: LlmRequest, *, timeout: float | None = None) -> LlmResponse:
+    """One call through the provider's SDK. Raises ApplicationError with a stable type on every failure."""
+    creds = credentials(provider.name)
+    client = cached_client(provider.name, creds, provider.new_client)
+    params = provider.params(request, creds)
+    if timeout is not None:
+        params["timeout"] = timeout
+    try:
+        raw = await provider.send(client, params)
+    except provider.base_error as exc:
+        # `from None`: the SDK's message may quote the request or part of the key; only ours goes to history.
+        raise _sdk_error(provider, exc, creds) from None
+    except ValueError as exc:  # a body that is not JSON, or JSON of the wrong shape (SDK parsing)
+        raise unavailable(provider.name, f"the API answered with a malformed body ({type(exc).__name__})") from None
+    response = provider.parse(raw, request)
+    log.debug("%s %s: %d tokens in, %d out, stop %s, %d tool calls", provider.name, response.model,
+              response.tokens_in, response.tokens_out, response.stop_reason, len(response.tool_calls))
+    return response
+
+
+def _sdk_error(provider: SdkProvider, exc: Exception, creds: Credentials) -> ApplicationError:
+    mapped = map_sdk_error(provider.name, exc, provider.sdk, key=creds.key)
+    if mapped is not None:
+        return mapped
+    if "credentials" in type(exc).__name__.lower() or "credentials" in str(exc).lower():
+        return not_configured(provider.name, f"credentials: {exc}")
+    return unavailable(provider.name, f"{type(exc).__name__}: {exc}")

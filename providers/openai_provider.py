@@ -21,7 +21,6 @@ Mapping of the provider-neutral turn (providers.contract) to the wire format:
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,14 +36,13 @@ from providers.base import (
     STOP_REFUSAL,
     STOP_TOOL_USE,
     Credentials,
-    cached_client,
-    credentials,
+    SdkProvider,
+    sdk_complete,
 )
-from providers.errors import map_sdk_error, not_configured, unavailable
+from providers.errors import unavailable
 
 PROVIDER = "openai"
 OFFICIAL_HOST = "api.openai.com"
-log = logging.getLogger(__name__)
 
 _STOP_REASONS = {
     "stop": STOP_END_TURN,
@@ -68,10 +66,7 @@ def output_cap_param(base_url: str | None) -> str:
     return "max_tokens"
 
 
-async def complete(request: LlmRequest, *, timeout: float | None = None) -> LlmResponse:
-    """One Chat Completions call. Raises ApplicationError with a stable type on every failure."""
-    creds = credentials(PROVIDER)
-    client: openai.AsyncOpenAI = cached_client(PROVIDER, creds, _new_client)
+def _params(request: LlmRequest, creds: Credentials) -> dict[str, Any]:
     params: dict[str, Any] = {
         "model": request.model,
         "messages": to_openai_messages(request.system, request.messages),
@@ -79,34 +74,20 @@ async def complete(request: LlmRequest, *, timeout: float | None = None) -> LlmR
     }
     if request.tools:
         params["tools"] = to_openai_tools(request.tools)
-    if timeout is not None:
-        params["timeout"] = timeout
-    try:
-        completion = await client.chat.completions.create(**params)
-    except openai.OpenAIError as exc:
-        # `from None`: the SDK's message quotes the error body, which for a 401 quotes part of the key.
-        raise _map_error(exc, creds) from None
-    except ValueError as exc:  # a body that is not JSON, or JSON of the wrong shape (SDK parsing)
-        raise unavailable(PROVIDER, f"the API answered with a malformed body ({type(exc).__name__})") from None
-    response = from_openai_completion(completion, request)
-    log.debug(
-        "openai %s: %d tokens in, %d out, stop %s, %d tool calls",
-        response.model,
-        response.tokens_in,
-        response.tokens_out,
-        response.stop_reason,
-        len(response.tool_calls),
-    )
-    return response
+    return params
 
 
-def _map_error(exc: openai.OpenAIError, creds: Credentials) -> ApplicationError:
-    mapped = map_sdk_error(PROVIDER, exc, openai, key=creds.key)
-    if mapped is not None:
-        return mapped
-    if "credentials" in str(exc).lower():
-        return not_configured(PROVIDER, str(exc))
-    return unavailable(PROVIDER, f"{type(exc).__name__}: {exc}")
+async def _send(client: openai.AsyncOpenAI, params: dict[str, Any]) -> Any:
+    return await client.chat.completions.create(**params)
+
+
+OPENAI = SdkProvider(name=PROVIDER, sdk=openai, base_error=openai.OpenAIError, new_client=_new_client,
+                     params=_params, send=_send, parse=lambda raw, request: from_openai_completion(raw, request))
+
+
+async def complete(request: LlmRequest, *, timeout: float | None = None) -> LlmResponse:
+    """One Chat Completions call. Raises ApplicationError with a stable type on every failure."""
+    return await sdk_complete(OPENAI, request, timeout=timeout)
 
 
 def to_openai_tools(tools: Sequence[ToolDef]) -> list[dict[str, Any]]:

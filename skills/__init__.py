@@ -3,6 +3,7 @@
 No store or SQLAlchemy import here: the store reaches handlers through SkillContext.
 """
 
+from skills.catalog import default_registry
 from skills.registry import (
     ENTRY_POINT_GROUP,
     RISKS,
@@ -18,7 +19,6 @@ from skills.registry import (
     UnknownSkillError,
     UnknownToolError,
     check_arguments,
-    default_registry,
     load_app_skills,
 )
 

@@ -13,7 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from commitments import COMMITMENT_EXPIRY, COMMITMENT_KIND
+from contract.llm import ChatMessage, LlmRequest
+from contract.messages import MAX_TOKENS_PER_CALL
+from providers.gateway import Caller, call_llm
+from providers.routing import resolve_for_tenant
 from skills.registry import Skill, SkillContext, ToolSpec
+from store.installed import installed_app
 
 MAX_TOOL_LIMIT = 100  # rows any one read tool returns
 MAX_DELEGATE_QUESTION_CHARS = 4_000
@@ -299,47 +304,40 @@ async def _team_delegate(ctx: SkillContext, args: dict[str, Any]) -> dict[str, A
         raise ValueError("team.delegate: 'question' must not be empty")
     if len(question) > MAX_DELEGATE_QUESTION_CHARS:
         raise ValueError(f"team.delegate: 'question' is longer than {MAX_DELEGATE_QUESTION_CHARS} characters")
-    agents = await installed_agents(ctx)
-    team = list(agents.get(ctx.agent, {}).get("team") or [])
+    installed = await installed_app(ctx.store, tenant=ctx.tenant, app=ctx.app, manifest_hash=ctx.definition)
+    caller = installed.agent(ctx.agent) if installed is not None else None
+    team = list(caller.team) if caller is not None else []
     if target not in team:
         raise ValueError(
             f"team.delegate: {target!r} is not in the team of agent {ctx.agent!r}"
             f" (it may ask: {', '.join(team) or 'nobody'})"
         )
-    spec = agents.get(target)
-    if spec is None:  # the manifest validator forbids this; a hand-edited row could still have it
+    assert installed is not None
+    member = installed.agent(target)
+    if member is None:  # the manifest rules forbid this; a hand-edited row could still have it
         raise ValueError(f"team.delegate: app {ctx.app!r} has no agent {target!r}")
 
-    # Lazy: providers load the SDKs; install-time validation only needs the registry.
-    from contract.llm import ChatMessage, LlmRequest
-    from contract.messages import MAX_TOKENS_PER_CALL
-    from providers import complete
-    from providers.routing import resolve_model, tenant_models
-
     tenant = await ctx.store.tenants.get(tenant=ctx.tenant)
-    provider, model = resolve_model(
-        tier=DELEGATE_TIER,
-        tenant_provider=tenant.provider if tenant is not None else None,
-        tenant_models=tenant_models(tenant) if tenant is not None else {},
-    )
+    provider, model = resolve_for_tenant(tenant, DELEGATE_TIER)
     system = "\n\n".join(
         part
         for part in (
-            str(spec.get("system_prompt") or ""),
+            member.system_prompt,
             f"Agent {ctx.agent!r} of your team asks you the question below. Answer it directly and briefly;"
             " you have no tools in this exchange.",
         )
         if part
     )
     # One isolated call: no history, no tools (so a delegation can never fan out into more).
-    response = await complete(
+    response = await call_llm(
         LlmRequest(
             provider=provider,
             model=model,
             system=system,
             messages=[ChatMessage(role="user", content=question)],
             max_tokens=MAX_TOKENS_PER_CALL,
-        )
+        ),
+        caller=Caller(tenant=ctx.tenant, app=ctx.app, agent=target, workflow_id=ctx.workflow_id, purpose="delegate"),
     )
     return {
         "agent": target,
@@ -349,15 +347,6 @@ async def _team_delegate(ctx: SkillContext, args: dict[str, Any]) -> dict[str, A
         "tokens_in": response.tokens_in,
         "tokens_out": response.tokens_out,
     }
-
-
-async def installed_agents(ctx: SkillContext) -> dict[str, dict[str, Any]]:
-    """The agents (as manifest dicts, by id) of ctx.app as installed for ctx.tenant; {} if not installed."""
-    installed = await ctx.store.apps.get(tenant=ctx.tenant, app=ctx.app)
-    if installed is None or installed.status != "installed":
-        return {}
-    agents = installed.manifest.get("agents") if isinstance(installed.manifest, dict) else None
-    return {agent["id"]: agent for agent in agents or [] if isinstance(agent, dict) and "id" in agent}
 
 
 def team_skill() -> Skill:

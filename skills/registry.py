@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from contract.llm import TOOL_NAME_SEPARATOR, ToolDef, tool_name
+from contract.messages import TickRef
 
 if TYPE_CHECKING:
     from store.store import Store
@@ -81,6 +82,15 @@ class SkillContext:
     # Derived from workflow, tick and step by the caller; side-effecting tools use it so a retried
     # call does its effect once. None where the caller has no stable identity (then HIGH tools refuse).
     idempotency_key: str | None = None
+    workflow_id: str = ""  # the run the call serves (what an LLM call a tool makes is charged to)
+    definition: str | None = None  # the manifest version the calling turn is pinned to
+
+    @classmethod
+    def for_tick(cls, store: Store, tick: TickRef, *, now: datetime, idempotency_key: str,
+                 definition: str | None = None) -> SkillContext:
+        """The context of a call made for a tick: its tenant, app, agent and workflow."""
+        return cls(store=store, tenant=tick.tenant, app=tick.app, agent=tick.agent, now=now,
+                   idempotency_key=idempotency_key, workflow_id=tick.heartbeat_id, definition=definition)
 
 
 Handler = Callable[[SkillContext, dict[str, Any]], Awaitable[Any]]
@@ -270,19 +280,6 @@ def _has_json_type(value: Any, expected: str | list[str]) -> bool:
 
 def _describe(expected: str | list[str]) -> str:
     return expected if isinstance(expected, str) else " or ".join(expected)
-
-
-def default_registry(*, app_skills: bool = True) -> SkillRegistry:
-    """A new registry: the built-in skills (records, kv, memory, team, email; see skills.builtin)
-    and, unless `app_skills` is False, the app skills of `load_app_skills`."""
-    from skills.builtin import builtin_skills  # here, not at the top: builtin imports this module
-
-    registry = SkillRegistry()
-    for skill in builtin_skills():
-        registry.register(skill, source="built-in")
-    if app_skills:
-        load_app_skills(registry)
-    return registry
 
 
 # ------------------------------------------------------------------------------ app skills

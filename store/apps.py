@@ -29,7 +29,8 @@ class Apps(Area):
         self, *, tenant: str, app: str, name: str, version: str, manifest: dict[str, Any], manifest_hash: str
     ) -> App:
         """Record that `app` is installed for `tenant` from `manifest` (insert or update), and keep
-        that manifest as a version of the app."""
+        that manifest as a version of the app. `manifest_hash` names the manifest's content: two
+        different manifests of an app never share one."""
         check_ids(tenant=tenant, app=app)
         if not isinstance(manifest, dict):
             raise StoreError("manifest must be a dict (the parsed manifest)")

@@ -16,12 +16,12 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from client.sync import installed_hash, manifest_json
+from client.install import installed_hash, manifest_json
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput
 from contract.names import TASK_QUEUE, vision_workflow_id
+from drills.provider_server import ProviderServer, text_reply, tool_reply
 from manifest.loader import parse_manifest
 from store import open_store
-from tests.provider_server import ProviderServer, text_reply, tool_reply
 from tests.temporal_env import running_worker, time_skipping_env
 from workflows.heartbeat import HeartbeatWorkflow
 

@@ -16,7 +16,8 @@ from typing import Any
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput
 from contract.names import TASK_QUEUE
 from manifest.models import HeartbeatSpec
-from skills.registry import Skill, ToolSpec, default_registry
+from skills.catalog import default_registry
+from skills.registry import Skill, ToolSpec
 from store import open_store
 from tests.temporal_env import running_worker, time_skipping_env
 from workflows.heartbeat import HeartbeatWorkflow

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from client.local_server import DevServerConfig, running_dev_server_async
+from drills.rig import free_port
 from store import Store
 from worker import WorkerSettings, build_worker
 
@@ -54,12 +54,6 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.asynccontextmanager
 async def dev_server(tmp_path: Path) -> AsyncIterator[tuple[Client, str]]:
     """A real dev server on free ports with the project's search attributes: (client, address)."""
@@ -77,7 +71,7 @@ async def running_worker(client: Client, store: Store, skills=None, task_queue: 
                          settings: WorkerSettings | None = None):
     from activities.heartbeat_activities import HeartbeatActivities
     from contract.names import TASK_QUEUE
-    from skills.registry import default_registry
+    from skills.catalog import default_registry
 
     # Tests run the workflows in the sandbox, which rejects non-deterministic calls the unsandboxed
     # production runner would let through.

@@ -31,7 +31,8 @@ from contract.messages import (
     TickRef,
 )
 from manifest.models import INTERNAL_AGENT_MEMORY, INTERNAL_APP_RECORDS
-from skills.registry import Skill, SkillContext, ToolSpec, default_registry
+from skills.catalog import default_registry
+from skills.registry import Skill, SkillContext, ToolSpec
 from store import Store
 from store.receipts import MAX_REPLY_EXCERPT
 from tests.store_json import jsonable

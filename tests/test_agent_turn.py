@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from client.sync import LoadedManifest, install_manifests, installed_hash, manifest_json
+from client.checks import LoadedManifest
+from client.install import installed_hash, manifest_json
+from client.sync import install_manifests
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput
 from contract.messages import MAX_AGENT_STEPS, MAX_TOKENS_PER_CALL
 from contract.names import TASK_QUEUE, heartbeat_workflow_id, vision_workflow_id
+from drills.provider_server import ProviderServer, text_reply, tool_reply
 from manifest.loader import parse_manifest
 from schedule import upcoming_fires
 from store import open_store
-from tests.provider_server import ProviderServer, text_reply, tool_reply
 from tests.store_json import jsonable
 from tests.temporal_env import dev_server, running_worker, time_skipping_env
 from workflows.heartbeat import HeartbeatWorkflow

@@ -8,13 +8,13 @@ import asyncio
 
 import pytest
 
-from client.sync import installed_hash, manifest_json
+from client.install import installed_hash, manifest_json
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput
 from contract.names import TASK_QUEUE, heartbeat_workflow_id
 from drills.crash import run_crash_drills
+from drills.provider_server import ProviderServer, error_reply, text_reply
 from manifest.loader import parse_manifest
 from store import open_store
-from tests.provider_server import ProviderServer, error_reply, text_reply
 from tests.store_json import jsonable
 from tests.temporal_env import running_worker, time_skipping_env
 from workflows.heartbeat import HeartbeatWorkflow

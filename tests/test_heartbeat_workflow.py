@@ -17,7 +17,8 @@ from contract.heartbeat import HeartbeatConfig, HeartbeatInput, HeartbeatState, 
 from contract.names import TASK_QUEUE
 from manifest.models import HeartbeatSpec
 from schedule import upcoming_fires
-from skills.registry import Skill, SkillRegistry, ToolSpec, default_registry
+from skills.catalog import default_registry
+from skills.registry import Skill, SkillRegistry, ToolSpec
 from store import Store, open_store
 from tests.store_json import jsonable
 from tests.temporal_env import running_worker, time_skipping_env

@@ -25,9 +25,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from client.cli import cli
-from client.errors import UserError
-from client.sync import load_manifests
+from cli.main import cli
+from client.checks import ManifestsInvalid, load_manifests
 from manifest.loader import ManifestError, load_manifest
 from store import open_store
 from tests.temporal_env import free_port as closed_port  # a port nothing listens on
@@ -76,8 +75,8 @@ def refused(file: Path) -> tuple[list[str], float, int]:
     def attempt() -> list[str]:
         try:
             load_manifests([file])
-        except UserError as exc:
-            return exc.message.splitlines()[1:]
+        except ManifestsInvalid as exc:
+            return exc.problems
         raise AssertionError(f"{file.name} was accepted")
 
     started = time.perf_counter()

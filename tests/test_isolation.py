@@ -19,11 +19,11 @@ import pytest
 
 from activities.prefilter import run_prefilter
 from activities.tools import allowed_skills_for, run_tool_call
-from client.sync import installed_hash, manifest_json
+from client.install import installed_hash, manifest_json
 from contract.messages import PrefilterRequest, TickRef, ToolCallRequest
 from contract.names import heartbeat_workflow_id
 from manifest.loader import parse_manifest
-from skills.registry import default_registry
+from skills.catalog import default_registry
 from tests.store_json import jsonable
 
 TENANTS = ("acme", "acme2", "acme_")

@@ -27,16 +27,8 @@ STOP_TIMEOUT = 20.0
 
 
 def launcher(*args: str) -> list[str]:
-    """`heartbeats server ARGS` as a command line.
-
-    The console script when the whole CLI imports; else just this command (other modules may be in flux).
-    """
-    script = Path(sys.executable).parent / "heartbeats"
-    whole_cli = subprocess.run([sys.executable, "-c", "import client.cli"], capture_output=True).returncode == 0
-    if script.is_file() and whole_cli:
-        return [str(script), "server", *args]
-    code = "from client.local_server import server; server(prog_name='heartbeats server')"
-    return [sys.executable, "-c", code, *args]
+    """`heartbeats server ARGS` as a command line (the console script of this virtualenv)."""
+    return [str(Path(sys.executable).parent / "heartbeats"), "server", *args]
 
 
 def write_config(path: Path, **settings: object) -> Path:
@@ -90,7 +82,7 @@ def test_settings_errors_name_file_line_and_field(tmp_path: Path) -> None:
     )
     with pytest.raises(DevServerConfigError) as caught:
         load_config(path)
-    message = caught.value.format_message()
+    message = str(caught.value)
     assert f"{path}:2:1: ui_port:" in message
     assert f"{path}:3:1: colour: unknown setting" in message
     assert "HeartbeatFailureCount (Int)" in message  # the workflows' attributes are required

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from client.cli import cli
+from cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from client import operations
+from client import temporal as operations
 from contract.search_attributes import SA_FAILURE_COUNT, SA_STATUS
 from store import open_store
 from tests.store_json import jsonable
@@ -26,13 +26,13 @@ from tests.temporal_env import free_port as closed_port  # a port nothing listen
 TENANT = "acme"
 GOOD = "heartbeat:acme:sales:outreach:daily_cadence"
 FIELDS = ["id", "tenant", "app", "agent", "slug", "status", "failure_count", "next_run", "last_run",
-          "last_heartbeat_ok_at"]  # fmt: skip
+          "last_heartbeat_ok_at", "ignored_signals"]  # fmt: skip
 RECEIPT_FIELDS = {"at", "trigger", "outcome", "reason", "rows", "escalated", "provider", "model", "tokens_in",
                   "tokens_out", "duration_ms", "error"}  # fmt: skip
 
 
 def invoke(*args: str) -> Result:
-    from client.cli import cli
+    from cli.main import cli
 
     result = CliRunner().invoke(cli, list(args))
     assert "Traceback" not in result.output
@@ -65,12 +65,12 @@ def test_visibility_queries() -> None:
 
 def test_a_view_from_search_attributes_has_every_field() -> None:
     attributes = TypedSearchAttributes([SearchAttributePair(SA_STATUS, "disabled"), SearchAttributePair(SA_FAILURE_COUNT, 5)])
-    view = operations.view_from_search_attributes(GOOD, attributes)
+    view = operations.view_from_search_attributes(GOOD, attributes).model_dump(mode="json")
     assert list(view) == FIELDS
-    assert view | {} == {"id": GOOD, "tenant": "acme", "app": "sales", "agent": "outreach", "slug": "daily_cadence",
-                         "status": "disabled", "failure_count": 5, "next_run": None, "last_run": None,
-                         "last_heartbeat_ok_at": None}  # fmt: skip
-    assert operations.view_from_search_attributes(GOOD, TypedSearchAttributes([]))["status"] == "active"
+    assert view == {"id": GOOD, "tenant": "acme", "app": "sales", "agent": "outreach", "slug": "daily_cadence",
+                    "status": "disabled", "failure_count": 5, "next_run": None, "last_run": None,
+                    "last_heartbeat_ok_at": None, "ignored_signals": []}  # fmt: skip
+    assert operations.view_from_search_attributes(GOOD, TypedSearchAttributes([])).status == "active"
 
 
 @pytest.mark.parametrize("command", ["status", "runs", "run-now", "pause", "resume", "enable"])
@@ -253,6 +253,7 @@ async def test_list_status_runs_and_signals_on_a_real_server(tmp_path: Path, mon
         assert views[1] | {"next_run": None} == {
             "id": GOOD, "tenant": TENANT, "app": "sales", "agent": "outreach", "slug": "daily_cadence",
             "status": "active", "failure_count": 0, "next_run": None, "last_run": None, "last_heartbeat_ok_at": None,
+            "ignored_signals": [],
         }  # fmt: skip
         assert views[1]["next_run"].endswith("T03:00:00Z")
         assert await cli_json("list", "--tenant", "other") == []
@@ -270,11 +271,21 @@ async def test_list_status_runs_and_signals_on_a_real_server(tmp_path: Path, mon
         assert list(status) == FIELDS and status["last_run"] is not None and status["status"] == "active"
         assert "last_run:" in (await cli("status", GOOD)).output
 
-        # pause / resume.
+        # pause / resume. A paused heartbeat runs no scheduled tick: no next run, in JSON and in tables.
         assert (await cli("pause", GOOD)).exit_code == 0
         assert await wait_for(lambda: _status_is(GOOD, "paused"))
+        assert (await cli_json("status", GOOD))["next_run"] is None
+        [row] = [line for line in (await cli("list")).output.splitlines() if GOOD in line]
+        assert row.count("paused") == 2, row  # the status column and the next-run column
+        assert "next_run:             paused" in (await cli("status", GOOD)).output
         assert (await cli("resume", GOOD)).exit_code == 0
         assert await wait_for(lambda: _status_is(GOOD, "active"))
+        assert (await cli_json("status", GOOD))["next_run"].endswith("T03:00:00Z")
+
+        # A signal of an unknown name (a typo on the plain temporal path) is not silently lost.
+        await h.client.get_workflow_handle(GOOD).signal("runnow")
+        assert await wait_for(lambda: _ignored(GOOD, ["runnow"]))
+        assert "ignored_signals:      runnow" in (await cli("status", GOOD)).output
 
         # Unknown and no-longer-running IDs.
         unknown = await cli("status", "heartbeat:acme:sales:outreach:nope")
@@ -287,6 +298,10 @@ async def test_list_status_runs_and_signals_on_a_real_server(tmp_path: Path, mon
         closed_status = await cli("status", GOOD)
         assert closed_status.exit_code == 1 and "is not running (it is canceled" in closed_status.output
         assert await wait_for(lambda: _listed(0, expect_empty=True))
+
+
+async def _ignored(workflow_id: str, names: list[str]) -> bool:
+    return (await cli_json("status", workflow_id))["ignored_signals"] == names
 
 
 async def test_health_lists_failing_then_disabled_and_enable_rearms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

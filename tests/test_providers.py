@@ -21,6 +21,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 import providers
+from drills.provider_server import ProviderServer, Reply, error_reply, text_reply, tool_reply
 from providers import (
     DEFAULT_MODELS,
     ERROR_PROVIDER_AUTH,
@@ -30,12 +31,13 @@ from providers import (
     NON_RETRYABLE_PROVIDER_ERRORS,
     PROVIDERS,
     TIERS,
+    Caller,
     ChatMessage,
     LlmRequest,
     LlmResponse,
     ToolCall,
     ToolDef,
-    complete,
+    call_llm,
     default_provider,
     extract_rows,
     format_rows,
@@ -46,7 +48,6 @@ from providers.anthropic_provider import PROVIDER_BLOCKS_FIELD
 from providers.base import PLACEHOLDER_KEY, Credentials, _clients
 from providers.errors import MAX_RETRY_AFTER_SECONDS, parse_retry_after, redact
 from providers.openai_provider import output_cap_param
-from tests.provider_server import ProviderServer, Reply, error_reply, text_reply, tool_reply
 
 KEY = "hb-test-key-0123456789abcdef"  # not key-shaped: redaction must work on the exact value too
 WRONG_KEYS = ("hb-wrong-key-9876543210fedcba", "sk-ant-api03-WRONGwrongWRONG0123456789")
@@ -56,6 +57,15 @@ PROVIDER_ENV_VARS = (
     "ANTHROPIC_CUSTOM_HEADERS", "OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "OPENAI_BASE_URL",
     "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
 )  # fmt: skip
+
+CALLER = Caller(tenant="acme", app="marketing", agent="cmo", workflow_id="heartbeat:acme:marketing:cmo:kpi",
+                purpose="tick")
+
+
+async def complete(request: LlmRequest, **options: Any) -> LlmResponse:
+    """One call through the gateway, as the agent turn makes it."""
+    return await call_llm(request, caller=CALLER, **options)
+
 
 SYSTEM = "You watch the KPIs of acme. Answer HEARTBEAT_OK when nothing needs attention."
 RECORDS_QUERY = ToolDef(
@@ -666,5 +676,5 @@ def test_workflow_code_loads_no_sdk_store_or_provider() -> None:
 
 
 def test_public_api() -> None:
-    assert callable(providers.complete) and callable(providers.resolve_model)
+    assert callable(providers.call_llm) and callable(providers.resolve_model)
     assert set(providers.__all__) <= set(dir(providers))

@@ -18,14 +18,14 @@ import pytest
 from sqlalchemy import insert
 
 from activities.prefilter import run_prefilter
-from client.sync import installed_hash, manifest_json
+from client.install import installed_hash, manifest_json
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput
 from contract.messages import MAX_PREFILTER_BYTES, MAX_PREFILTER_ROWS, PrefilterRequest, TickRef
 from contract.names import TASK_QUEUE, heartbeat_workflow_id
+from drills.provider_server import ProviderServer, text_reply, tool_reply
 from manifest.loader import parse_manifest
-from skills.registry import default_registry
+from skills.catalog import default_registry
 from store import open_store
-from tests.provider_server import ProviderServer, text_reply, tool_reply
 from tests.store_json import jsonable
 from tests.temporal_env import running_worker, time_skipping_env
 from workflows.heartbeat import HeartbeatWorkflow
@@ -174,7 +174,7 @@ def test_replies_and_errors_entering_history_are_capped(text):
 
     from activities.tools import cap_result
     from contract.messages import MAX_ERROR_CHARS, MAX_REPLY_CHARS, AgentReply
-    from workflows.heartbeat import _error_text
+    from workflows.failures import error_text as _error_text
 
     assert len(cap_result(text)) <= 8_000
     assert len(_error_text(ApplicationError(text))) <= MAX_ERROR_CHARS

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from skills.catalog import default_registry
 from skills.registry import (
     InvalidArgumentsError,
     Skill,
@@ -15,7 +16,6 @@ from skills.registry import (
     UnknownSkillError,
     UnknownToolError,
     check_arguments,
-    default_registry,
 )
 from store import Store
 from tests.store_json import jsonable

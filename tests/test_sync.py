@@ -24,17 +24,12 @@ from click.testing import CliRunner, Result
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from client import sync
-from client.errors import UserError
-from client.sync import (
-    Limiter,
-    LoadedManifest,
-    installed_hash,
-    load_manifests,
-    manifest_json,
-    plan_install,
-    uninstall_app,
-)
+from client import install, sync
+from client import temporal as temporal_calls
+from client.checks import LoadedManifest, load_manifests
+from client.install import installed_hash, manifest_json, plan_install
+from client.sync import Limiter, uninstall_app
+from contract.errors import HeartbeatsError
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput, HeartbeatStatusView
 from manifest.loader import parse_manifest
 from store import Store, open_store
@@ -113,7 +108,7 @@ def test_the_same_manifest_and_timezone_is_an_unchanged_app() -> None:
     assert plan.app_unchanged
     assert ids(plan.unchanged) == [wid("sales", "a", "one"), wid("sales", "a", "two")]
     assert plan.start == plan.reconfigure == plan.cancel == []
-    assert sync.planned_calls(plan) == 0
+    assert install.planned_calls(plan) == 0
 
 
 def test_yaml_formatting_and_shorthand_do_not_count_as_changes() -> None:
@@ -133,8 +128,9 @@ def test_changed_added_and_removed_heartbeats() -> None:
     assert ids(plan.unchanged) == [wid("sales", "a", "keep")]
     assert ids(plan.reconfigure) == [wid("sales", "a", "change")]
     assert ids(plan.start) == [wid("sales", "a", "add")]
-    assert plan.cancel == [wid("sales", "a", "drop"), wid("sales", "gone", "x")]
-    assert sync.planned_calls(plan) == 4
+    # The removed agent's vision loop ends with its heartbeats.
+    assert plan.cancel == [wid("sales", "a", "drop"), wid("sales", "gone", "x"), "vision:acme:sales:gone"]
+    assert install.planned_calls(plan) == 5
 
 
 def test_a_changed_agent_prompt_changes_the_app_but_no_heartbeat() -> None:
@@ -175,12 +171,12 @@ def test_a_stored_manifest_that_no_longer_validates_restarts_everything() -> Non
 
 def test_start_arguments_carry_every_search_attribute_and_a_summary() -> None:
     config = plan_install(manifest(), tenant=TENANT, tenant_timezone="UTC", installed=None).start[0]
-    attributes = {pair.key.name: pair.value for pair in sync.search_attributes(config)}
+    attributes = {pair.key.name: pair.value for pair in temporal_calls.search_attributes(config)}
     assert attributes == {
         "HeartbeatTenant": TENANT, "HeartbeatApp": "sales", "HeartbeatAgent": "outreach",
         "HeartbeatSlug": "daily_cadence", "HeartbeatStatus": "active", "HeartbeatFailureCount": 0,
     }  # fmt: skip
-    assert sync.static_summary(config) == "sales/outreach/daily_cadence: every 60 min"
+    assert temporal_calls.static_summary(config) == "sales/outreach/daily_cadence: every 60 min"
 
 
 # ------------------------------------------------------------------------------ validation
@@ -196,9 +192,9 @@ def test_every_problem_of_every_file_is_listed_with_its_place(tmp_path: Path) ->
     good = write(tmp_path, "good.yaml", manifest_yaml("good"))
     bad = write(tmp_path, "bad.yaml", manifest_yaml("bad", {"a": [{"slug": "one", "interval_minutes": 1}]}))
     worse = write(tmp_path, "worse.yaml", "id: Worse\nagents: []\n")
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(HeartbeatsError) as caught:
         load_manifests([good, bad, worse])
-    message = caught.value.format_message()
+    message = str(caught.value)
     assert message.startswith("nothing installed: 3 problems")
     assert re.search(rf"^{re.escape(str(bad))}:\d+:\d+: agents\[0\]\.heartbeats\[0\]\.interval_minutes: ", message, re.M)
     assert re.search(rf"^{re.escape(str(worse))}:1:5: id: ", message, re.M)
@@ -208,7 +204,7 @@ def test_every_problem_of_every_file_is_listed_with_its_place(tmp_path: Path) ->
 def test_two_files_of_one_app_are_refused(tmp_path: Path) -> None:
     first = write(tmp_path, "a.yaml", manifest_yaml("sales"))
     second = write(tmp_path, "b.yaml", manifest_yaml("sales"))
-    with pytest.raises(UserError, match=r"b\.yaml:1:1: id: app 'sales' is also defined in .*a\.yaml"):
+    with pytest.raises(HeartbeatsError, match=r"b\.yaml:1:1: id: app 'sales' is also defined in .*a\.yaml"):
         load_manifests([first, second])
 
 
@@ -221,13 +217,13 @@ def test_pre_filter_tools_that_are_not_low_risk_are_refused_by_heartbeat_path(tm
         "b": [{"slug": "mails", "skill": "email", "tool": "send", "params": {}}],
     }
     path = write(tmp_path, "risky.yaml", manifest_yaml("risky", agents))
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(HeartbeatsError) as caught:
         load_manifests([path])
-    message = caught.value.format_message()
+    message = str(caught.value)
     lines = path.read_text().splitlines()
-    for field, reason, skill in (("agents[0].heartbeats[1].skill", "kv.set is MEDIUM risk", "kv"),
+    for where, reason, skill in (("agents[0].heartbeats[1].skill", "kv.set is MEDIUM risk", "kv"),
                                  ("agents[1].heartbeats[0].skill", "email.send is HIGH risk", "email")):
-        found = re.search(rf"{re.escape(str(path))}:(\d+):(\d+): {re.escape(field)}: {re.escape(reason)}", message)
+        found = re.search(rf"{re.escape(str(path))}:(\d+):(\d+): {re.escape(where)}: {re.escape(reason)}", message)
         assert found, message
         assert lines[int(found[1]) - 1].lstrip(" -") == f'skill: "{skill}"'  # that heartbeat's skill line
     assert "heartbeats[0].skill: kv" not in message.replace("agents[1].heartbeats[0]", "")
@@ -237,7 +233,7 @@ def test_pre_filter_tools_that_are_not_low_risk_are_refused_by_heartbeat_path(tm
 def test_agent_tools_must_name_registered_skills(tmp_path: Path) -> None:
     text = manifest_yaml("x", {"a": [{"slug": "s"}]}).replace("- id: a\n", "- id: a\n    tools: [records, crm_sync]\n", 1)
     path = write(tmp_path, "x.yaml", text)
-    with pytest.raises(UserError, match=r"x\.yaml:\d+:\d+: agents\[0\]\.tools\[1\]: no skill 'crm_sync' is registered"):
+    with pytest.raises(HeartbeatsError, match=r"x\.yaml:\d+:\d+: agents\[0\]\.tools\[1\]: no skill 'crm_sync' is registered"):
         load_manifests([path])
 
 
@@ -249,7 +245,7 @@ async def test_an_interval_that_never_fires_for_the_tenant_is_refused(tmp_path: 
     store = await open_store(f"sqlite:///{tmp_path / 'n.db'}")
     try:
         await store.tenants.upsert(tenant="demo", timezone="UTC")
-        with pytest.raises(UserError, match=r"x\.yaml:\d+:\d+: agents\[0\]\.heartbeats\[0\]\.active_hours: "
+        with pytest.raises(HeartbeatsError, match=r"x\.yaml:\d+:\d+: agents\[0\]\.heartbeats\[0\]\.active_hours: "
                                             r"for tenant 'demo' \(UTC\) no due time .* would never fire"):
             await sync.plan_manifests(store, load_manifests([path]), tenant="demo")
         await store.tenants.upsert(tenant="kamchatka", timezone="Asia/Kamchatka")
@@ -261,7 +257,7 @@ async def test_an_interval_that_never_fires_for_the_tenant_is_refused(tmp_path: 
 
 def test_unknown_skill_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "x.yaml", manifest_yaml("x", {"a": [{"slug": "s", "skill": "nope", "tool": "q", "params": {}}]}))
-    with pytest.raises(UserError, match=r"agents\[0\]\.heartbeats\[0\]\.skill: unknown skill 'nope'"):
+    with pytest.raises(HeartbeatsError, match=r"agents\[0\]\.heartbeats\[0\]\.skill: unknown skill 'nope'"):
         load_manifests([path])
 
 
@@ -286,7 +282,7 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def invoke(*args: str) -> Result:
-    from client.cli import cli
+    from cli.main import cli
 
     result = CliRunner().invoke(cli, list(args))
     assert "Traceback" not in result.output
@@ -423,9 +419,9 @@ class Installer:
 
     def config(self, app: str, agent: str, slug: str) -> HeartbeatConfig:
         source = quiet_manifest(app, {agent: [slug]})
-        return sync.heartbeat_configs(source, tenant=self.tenant, tenant_timezone="UTC")[0]
+        return install.heartbeat_configs(source, tenant=self.tenant, tenant_timezone="UTC")[0]
 
-    async def install(self, source) -> sync.InstallResult:
+    async def install(self, source) -> install.InstallResult:
         loaded = [LoadedManifest(Path(f"{source.id}.yaml"), source)]
         return (await sync.install_manifests(self.recorded, self.store, loaded, tenant=self.tenant))[0]
 
@@ -740,7 +736,7 @@ async def test_uninstall_cancels_listed_and_manifest_workflows_but_not_another_a
         assert await env.status(other) == WorkflowExecutionStatus.RUNNING
         stored = await env.store.apps.get(tenant=env.tenant, app="sales")
         assert stored is not None and stored.status == "uninstalled"
-        with pytest.raises(UserError, match=f"app 'nope' is not installed for tenant '{env.tenant}'"):
+        with pytest.raises(HeartbeatsError, match=f"app 'nope' is not installed for tenant '{env.tenant}'"):
             await uninstall_app(env.recorded, env.store, tenant=env.tenant, app="nope")
 
         # Installing again after an uninstall starts everything afresh: new runs. (Once visibility

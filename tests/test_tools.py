@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-import providers
 from activities.tools import allowed_skills_for, cap_result, run_tool_call
-from contract.llm import LlmRequest, LlmResponse, ToolDef
+from client.install import installed_hash
+from contract.llm import ToolDef
 from contract.messages import MAX_TOOL_RESULT_CHARS, TickRef, ToolCallRequest
+from drills.provider_server import ProviderServer, text_reply
 from manifest.models import AppManifest
 from skills import (
     ENTRY_POINT_GROUP,
@@ -60,7 +61,8 @@ def manifest_json(manifest: dict[str, Any] = MANIFEST) -> dict[str, Any]:
 async def install(store: Store, tenant: str = "acme", manifest: dict[str, Any] = MANIFEST) -> None:
     await store.tenants.upsert(tenant=tenant, timezone="Europe/Berlin", provider="offline")
     await store.apps.record(tenant=tenant, app=manifest["id"], name="Marketing", version="1.0.0",
-                           manifest=manifest_json(manifest), manifest_hash="h")
+                           manifest=manifest_json(manifest),
+                           manifest_hash=installed_hash(manifest_json(manifest), "Europe/Berlin"))
 
 
 def tick(tenant: str = "acme", agent: str = "cmo") -> TickRef:
@@ -303,25 +305,25 @@ async def test_delegate_only_to_the_callers_team(store: Store) -> None:
 
 
 async def test_delegate_runs_one_isolated_cheap_call_as_the_team_member(store: Store, monkeypatch) -> None:
+    """The question goes through the gateway to the tenant's provider (the real OpenAI SDK against
+    the loopback server): the member's system prompt, the question alone, no tools, the cheap model."""
     await install(store)
-    await store.tenants.upsert(tenant="acme", model_cheap="offline-tiny")
-    seen: list[LlmRequest] = []
-
-    async def complete(request: LlmRequest, **_: Any) -> LlmResponse:
-        seen.append(request)
-        return LlmResponse(text="3 mentions need a reply.", provider=request.provider, model=request.model,
-                           tokens_in=20, tokens_out=6)
-
-    monkeypatch.setattr(providers, "complete", complete)
-    result = await run(store, call("team__delegate", {"agent": "x_monitor", "question": "Any mentions?"}))
+    await store.tenants.upsert(tenant="acme", provider="openai", model_cheap="gpt-test-tiny")
+    with ProviderServer(api_key="delegate-key") as server:
+        for name, value in server.env(key="delegate-key").items():
+            monkeypatch.setenv(name, value)
+        server.script_openai(text_reply("3 mentions need a reply.", tokens_in=20, tokens_out=6))
+        result = await run(store, call("team__delegate", {"agent": "x_monitor", "question": "Any mentions?"}))
+        [sent] = server.requests_to("openai")
     assert not result.is_error
     assert json.loads(result.content) == {"agent": "x_monitor", "answer": "3 mentions need a reply.",
-                                          "provider": "offline", "model": "offline-tiny", "tokens_in": 20,
+                                          "provider": "openai", "model": "gpt-test-tiny", "tokens_in": 20,
                                           "tokens_out": 6}
-    [request] = seen
-    assert request.system.startswith("You watch X mentions.") and "'cmo'" in request.system
-    assert [(m.role, m.content) for m in request.messages] == [("user", "Any mentions?")]
-    assert request.tools == []
+    system, question = sent.body["messages"]
+    assert system["role"] == "system" and system["content"].startswith("You watch X mentions.")
+    assert "'cmo'" in system["content"]
+    assert question == {"role": "user", "content": "Any mentions?"}
+    assert sent.body["model"] == "gpt-test-tiny" and "tools" not in sent.body
 
 
 async def test_delegate_with_the_offline_provider_end_to_end(store: Store) -> None:

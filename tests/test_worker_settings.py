@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from client.errors import UserError
+from contract.errors import HeartbeatsError
 from worker import DEFAULT_MAX_CACHED_WORKFLOWS, WorkerSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,9 +38,9 @@ def test_cache_size_is_read() -> None:
     ("HEARTBEATS_MAX_CACHED_WORKFLOWS", "-5", "expected a whole number >= 2 (got '-5')"),
 ])
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
-    with pytest.raises(UserError) as raised:
+    with pytest.raises(HeartbeatsError) as raised:
         WorkerSettings.from_env({name: value})
-    assert raised.value.format_message() == f"{name}: {message}"
+    assert str(raised.value) == f"{name}: {message}"
 
 
 @pytest.mark.parametrize("command", [[sys.executable, "worker.py"], [str(Path(sys.executable).parent / "heartbeats"), "worker"]])

@@ -7,7 +7,8 @@ agent turn when the pre-filter found rows or the heartbeat is `invoke_always` �
 Due times are absolute instants from `schedule.next_fire`, computed strictly after the instant
 the schedule has been handled through (`last_due`), so nothing drifts. After an outage the timer
 fires late once: that single catch-up tick runs, `last_due` jumps to "now", and the grid resumes.
-No bursts.
+No bursts. A reconfigure takes effect from the first due time of the new schedule after the
+reconfigure itself: shortening an interval never makes a tick overdue at once.
 
 Workflow code is deterministic: time is `workflow.now()`; the schedule maths and the pydantic
 contracts are pure modules passed through the sandbox (their zoneinfo objects are real ones).
@@ -16,11 +17,12 @@ contracts are pure modules passed through the sandbox (their zoneinfo objects ar
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.common import RawValue
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from contract.heartbeat import (
@@ -30,16 +32,8 @@ with workflow.unsafe.imports_passed_through():
         HeartbeatState,
         HeartbeatStatusView,
     )
-    from contract.llm import ChatMessage, LlmResponse
     from contract.messages import (
-        ERROR_MAX_STEPS,
-        ERROR_TOKEN_CAP,
-        MAX_AGENT_STEPS,
-        MAX_ERROR_CHARS,
-        MAX_TURN_MESSAGE_CHARS,
-        NON_RETRYABLE_PREFILTER_ERRORS,
         AgentReply,
-        AgentStepRequest,
         AgentTurnRequest,
         CompleteTickRequest,
         PrefilterRequest,
@@ -47,14 +41,12 @@ with workflow.unsafe.imports_passed_through():
         ReceiptRequest,
         TickCompletion,
         TickRef,
-        ToolCallRequest,
-        ToolResult,
         WakeVisionRequest,
     )
     from contract.names import (
-        AGENT_STEP,
         AGENT_TURN,
         COMPLETE_TICK,
+        HEARTBEAT_SIGNALS,
         HEARTBEAT_WORKFLOW,
         PREFILTER,
         QUERY_STATUS,
@@ -64,52 +56,21 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_RECONFIGURE,
         SIGNAL_RESUME,
         SIGNAL_RUN_NOW,
-        TOOL_CALL,
         WAKE_VISION,
     )
     from contract.search_attributes import SA_FAILURE_COUNT, SA_STATUS
     from contract.vocabulary import Status, Trigger, iso_utc
+    from manifest.models import MAX_COOLDOWN_SECONDS
     from schedule import next_fire
+    from workflows.activity_options import AGENT_ACTIVITY, STORE_ACTIVITY
+    from workflows.failures import error_text, error_type, excerpt, is_cancellation
+    from workflows.turn import AgentTurn, run_agent_turn
 
-# Fast database work: local activities (recorded as one marker each, no extra workflow task).
-STORE_ACTIVITY = dict(
-    start_to_close_timeout=timedelta(seconds=30),
-    schedule_to_close_timeout=timedelta(minutes=2),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=15),
-        non_retryable_error_types=list(NON_RETRYABLE_PREFILTER_ERRORS),
-    ),
-)
-# The agent turn may wait on an LLM: a regular activity with its own, longer budget. It
-# heartbeats while it waits, so a crashed worker's call is retried within seconds.
-AGENT_ACTIVITY = dict(
-    start_to_close_timeout=timedelta(minutes=2),
-    heartbeat_timeout=timedelta(seconds=10),
-    schedule_to_close_timeout=timedelta(minutes=10),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=2),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=1),
-        maximum_attempts=5,
-    ),
-)
-
-
-# Side-effecting tools: retried like the agent, and idempotent per key on the tool's side.
-TOOL_ACTIVITY = dict(
-    start_to_close_timeout=timedelta(minutes=2),
-    schedule_to_close_timeout=timedelta(minutes=10),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=5,
-    ),
-)
 # Behaviour changes of running workflows go behind a patch (see workflow.patched).
 PATCH_DURABLE_TURN = "durable-agent-turn"
+PATCH_RECONFIGURE_FROM_NOW = "reconfigure-from-now"
+
+MAX_IGNORED_SIGNALS = 5  # unknown signal names kept for the status query
 
 
 @workflow.defn(name=HEARTBEAT_WORKFLOW)
@@ -130,6 +91,7 @@ class HeartbeatWorkflow:
         self._woken = False  # config or status changed: recompute the next due time
         self._max_ticks_per_run = input.max_ticks_per_run
         self._published: tuple[str, int] | None = None
+        self._ignored_signals: list[str] = []
 
     @workflow.run
     async def run(self, input: HeartbeatInput) -> None:
@@ -172,13 +134,31 @@ class HeartbeatWorkflow:
 
     @workflow.signal(name=SIGNAL_RECONFIGURE)
     def reconfigure(self, config: HeartbeatConfig) -> None:
-        """A new spec from the sync client; takes effect from the next due time on."""
+        """A new spec from the sync client; takes effect from the next due time on.
+
+        The next due time is the new schedule's first one strictly after both the last handled
+        due time and the reconfigure itself: a due time of the new schedule that lies between the
+        last tick and now is not owed (a 60 → 10 minute change 50 minutes after a tick waits for
+        the next 10-minute grid point instead of ticking at once).
+        """
         if config.workflow_id != self._config.workflow_id:
             workflow.logger.warning("reconfigure for %s ignored by %s", config.workflow_id, self._config.workflow_id)
             return
         if config.fingerprint != self._config.fingerprint:
             self._config = config
             self._woken = True
+            if workflow.patched(PATCH_RECONFIGURE_FROM_NOW):
+                now = workflow.now()
+                self._last_due = max(self._last_due, now) if self._last_due else now
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """A signal of a name this workflow does not know (a typo such as `runnow`): ignored, but
+        logged with the known names and kept for the status query, so the sender can see it."""
+        workflow.logger.warning("%s ignored unknown signal %r; known signals: %s", self._config.workflow_id, name,
+                                ", ".join(HEARTBEAT_SIGNALS))
+        self._ignored_signals = [*self._ignored_signals, name[:100]][-MAX_IGNORED_SIGNALS:]
+        self._publish_details()
 
     @workflow.query(name=QUERY_STATUS)
     def status(self) -> HeartbeatStatusView:
@@ -191,9 +171,11 @@ class HeartbeatWorkflow:
             slug=config.heartbeat.slug,
             status=self._status,
             failure_count=self._failure_count,
-            next_run=iso_utc(self._next_due) if self._status != "disabled" else None,
+            # Paused and disabled heartbeats run no scheduled tick: no next run to show.
+            next_run=iso_utc(self._next_due) if self._status == "active" else None,
             last_run=iso_utc(self._last_run),
             last_heartbeat_ok_at=iso_utc(self._last_heartbeat_ok_at),
+            ignored_signals=list(self._ignored_signals),
         )
 
     # --- waiting -------------------------------------------------------------------------------
@@ -276,15 +258,18 @@ class HeartbeatWorkflow:
                 self._record_success()
                 return
             agent = f"agent {config.agent} ({spec.model_tier})"
+            summary = f"prefilter {source} → {len(found.rows)} rows · {agent}"
             if workflow.patched(PATCH_DURABLE_TURN):
-                reply = await self._agent_turn(tick, found, summary=f"prefilter {source} → {len(found.rows)} rows · {agent}")
+                reply = await run_agent_turn(AgentTurn(
+                    tick=tick, prompt=spec.prompt, rows=found.rows, truncated=found.truncated,
+                    model_tier=spec.model_tier, conversation_mode=spec.conversation_mode, summary=summary))
             else:  # workflows that started their tick before the durable turn existed
                 reply = await workflow.execute_activity(
                     AGENT_TURN,
                     AgentTurnRequest(tick=tick, rows=found.rows, truncated=found.truncated, prompt=spec.prompt,
                                      model_tier=spec.model_tier, conversation_mode=spec.conversation_mode),
                     result_type=AgentReply,
-                    summary=f"prefilter {source} → {len(found.rows)} rows · {agent}",
+                    summary=summary,
                     **AGENT_ACTIVITY,
                 )
             completion: TickCompletion = await workflow.execute_local_activity(
@@ -293,13 +278,12 @@ class HeartbeatWorkflow:
                                     conversation_mode=spec.conversation_mode,
                                     duration_ms=_milliseconds(workflow.now() - now)),
                 result_type=TickCompletion,
-                summary=f"{agent} → {_excerpt(reply.text)}",
+                summary=f"{agent} → {excerpt(reply.text)}",
                 **STORE_ACTIVITY,
             )
         except FailureError as failure:
-            # A local activity's failure arrives bare (ApplicationError, TimeoutError), a regular
-            # activity's wrapped in ActivityError. Cancellation (uninstall) is not a tick failure.
-            if _is_cancellation(failure):
+            # Cancellation (uninstall) is not a tick failure.
+            if is_cancellation(failure):
                 raise
             await self._record_failure(tick, failure, started=now)
             return
@@ -309,59 +293,20 @@ class HeartbeatWorkflow:
         if completion.escalated:
             await self._wake_vision(tick, reply.text)
 
-    async def _agent_turn(self, tick: TickRef, found: PrefilterResult, *, summary: str) -> AgentReply:
-        """LLM call → tool calls → LLM call …, each its own activity: a crash mid-turn resumes
-        after the last completed call, and never repeats a tool call that completed."""
-        spec = self._config.heartbeat
-        turn: list[ChatMessage] = []
-        tokens_in = tokens_out = 0
-        for step in range(MAX_AGENT_STEPS):
-            response: LlmResponse = await workflow.execute_activity(
-                AGENT_STEP,
-                AgentStepRequest(tick=tick, step=step, prompt=spec.prompt, rows=found.rows, truncated=found.truncated,
-                                 model_tier=spec.model_tier, conversation_mode=spec.conversation_mode,
-                                 turn=[message.model_dump(mode="json") for message in turn]),
-                result_type=LlmResponse,
-                summary=summary if step == 0 else f"agent {tick.agent} ({spec.model_tier}) step {step + 1}",
-                **AGENT_ACTIVITY,
-            )
-            tokens_in += response.tokens_in
-            tokens_out += response.tokens_out
-            if response.stop_reason in ("max_tokens", "length"):
-                raise ApplicationError(
-                    f"the model hit the per-call output cap ({response.model}, step {step + 1})",
-                    type=ERROR_TOKEN_CAP, non_retryable=True)
-            if not response.tool_calls:
-                return AgentReply(text=response.text, provider=response.provider, model=response.model,
-                                  tokens_in=tokens_in, tokens_out=tokens_out)
-            turn.append(ChatMessage(role="assistant", content=response.text[:MAX_TURN_MESSAGE_CHARS],
-                                    tool_calls=response.tool_calls, provider_blocks=response.provider_blocks))
-            for index, call in enumerate(response.tool_calls):
-                result: ToolResult = await workflow.execute_activity(
-                    TOOL_CALL,
-                    ToolCallRequest(tick=tick, call_id=call.id, name=call.name, arguments=call.arguments,
-                                    idempotency_key=f"{tick.heartbeat_id}/{tick.tick_id}/{step}/{index}"),
-                    result_type=ToolResult,
-                    summary=f"tool {call.name}",
-                    **TOOL_ACTIVITY,
-                )
-                turn.append(ChatMessage(role="tool", content=result.content, tool_call_id=call.id))
-        raise ApplicationError(f"no final reply after {MAX_AGENT_STEPS} LLM calls", type=ERROR_MAX_STEPS,
-                               non_retryable=True)
-
     async def _wake_vision(self, tick: TickRef, text: str) -> None:
         """`<escalate-to-vision/>`: the agent's vision loop runs 30 s later (escalations coalesce)."""
         try:
             await workflow.execute_local_activity(
-                WAKE_VISION, WakeVisionRequest(tick=tick, reason=_excerpt(text, 200)),
+                WAKE_VISION, WakeVisionRequest(tick=tick, reason=excerpt(text, 200)),
                 summary=f"wake vision of {tick.agent}", **STORE_ACTIVITY)
         except FailureError as failure:
-            if _is_cancellation(failure):
+            if is_cancellation(failure):
                 raise
             workflow.logger.warning("vision loop of %s not woken: %s", tick.agent, failure)
 
     def _in_cooldown(self, due: datetime) -> bool:
-        cooldown = self._config.heartbeat.cooldown_seconds
+        # Validation bounds the cooldown; the clamp keeps any value that reaches here representable.
+        cooldown = min(self._config.heartbeat.cooldown_seconds, MAX_COOLDOWN_SECONDS)
         return bool(cooldown and self._last_run and due - self._last_run < timedelta(seconds=cooldown))
 
     def _record_success(self) -> None:
@@ -375,7 +320,7 @@ class HeartbeatWorkflow:
             self._status = "disabled"
             workflow.logger.warning("%s disabled after %d consecutive failures", tick.heartbeat_id, self._failure_count)
         self._publish_search_attributes()
-        await self._receipt(tick, "failed", reason=_error_type(failure), error=_error_text(failure),
+        await self._receipt(tick, "failed", reason=error_type(failure), error=error_text(failure),
                             duration_ms=_milliseconds(workflow.now() - started))
 
     async def _receipt(self, tick: TickRef, outcome: str, **fields) -> None:
@@ -387,7 +332,7 @@ class HeartbeatWorkflow:
                 **STORE_ACTIVITY,
             )
         except FailureError as failure:
-            if _is_cancellation(failure):
+            if is_cancellation(failure):
                 raise
             # The store stayed down past the retry budget. The tick's outcome is already in the
             # workflow's state and history; a missing receipt must not stop the heartbeat.
@@ -421,10 +366,13 @@ class HeartbeatWorkflow:
     def _publish_details(self) -> None:
         # Current details are shown by `temporal workflow describe` and the web UI, and cost no
         # history event (unlike a search attribute per tick).
-        workflow.set_current_details(
-            f"**{self._status}** · next due {iso_utc(self._next_due) or '—'} · last run "
-            f"{iso_utc(self._last_run) or '—'} · failures {self._failure_count}/{MAX_CONSECUTIVE_FAILURES}"
-        )
+        next_due = iso_utc(self._next_due) if self._status == "active" else None
+        details = (f"**{self._status}** · next due {next_due or '—'} · last run {iso_utc(self._last_run) or '—'}"
+                   f" · failures {self._failure_count}/{MAX_CONSECUTIVE_FAILURES}")
+        if self._ignored_signals:
+            details += (f" · ignored unknown signal(s) {', '.join(repr(n) for n in self._ignored_signals)}"
+                        f" (known: {', '.join(HEARTBEAT_SIGNALS)})")
+        workflow.set_current_details(details)
 
     def _should_continue_as_new(self) -> bool:
         return self._ticks_this_run >= self._max_ticks_per_run or workflow.info().is_continue_as_new_suggested()
@@ -446,31 +394,5 @@ def _describe_source(skill: str, params: dict) -> str:
     return f"{skill} {detail}".strip()
 
 
-def _excerpt(text: str, limit: int = 60) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _milliseconds(delta: timedelta) -> int:
     return max(0, int(delta.total_seconds() * 1000))
-
-
-def _root_cause(failure: BaseException) -> BaseException:
-    while isinstance(failure, ActivityError) and failure.cause is not None:
-        failure = failure.cause
-    return failure
-
-
-def _is_cancellation(failure: BaseException) -> bool:
-    return isinstance(_root_cause(failure), CancelledError)
-
-
-def _error_type(failure: FailureError) -> str:
-    cause = _root_cause(failure)
-    if isinstance(cause, ApplicationError) and cause.type:
-        return cause.type
-    return type(cause).__name__
-
-
-def _error_text(failure: FailureError) -> str:
-    return str(_root_cause(failure))[:MAX_ERROR_CHARS]

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from client.errors import UserError
+from cli.errors import UserError
+from cli.output import add_row, console, table
+from cli.runner import run_with_store
+from client.checks import check_manifests, require_id
 from contract.vocabulary import iso_utc
-from manifest.ids import id_problem
 from manifest.loader import ManifestError, load_manifest
 from manifest.models import AppManifest, timezone_problem
 from manifest.schema import manifest_json_schema_text
-from schedule import heartbeat_zone, upcoming_fires
+from schedule import describe_schedule, heartbeat_zone, upcoming_fires
 from schedule.local_time import zone
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -48,25 +47,25 @@ def summary(manifest: AppManifest) -> str:
 def validate(files: tuple[str, ...]) -> None:
     """Check manifest files; print every problem as FILE:LINE:COL: FIELD: MESSAGE.
 
-    Exit status 0 when every file is valid, 1 otherwise. A folder stands for the
-    *.yaml / *.yml files in it.
+    Runs every check `install` runs that needs no server: the manifest rules, app ids unique
+    across the files, every agent tool a registered skill, every pre-filter a LOW-risk tool.
+    Exit status 0 when every file is valid, 1 otherwise. A folder stands for the *.yaml / *.yml
+    files in it.
 
     \b
     Examples:
       heartbeats validate manifests/sales.yaml
       heartbeats validate manifests/
     """
-    invalid = 0
-    for path in manifest_paths(files):
-        try:
-            manifest = load_manifest(path)
-        except ManifestError as exc:
-            invalid += 1
-            for problem in exc.problems:
-                click.echo(str(problem))
-        else:
-            click.echo(f"{path}: ok, {summary(manifest)}")
-    if invalid:
+    paths = manifest_paths(files)
+    loaded, problems = check_manifests(paths)
+    for problem in problems:
+        click.echo(problem)
+    bad_files = {problem.split(":", 1)[0] for problem in problems}
+    for item in loaded:
+        if str(item.path) not in bad_files:
+            click.echo(f"{item.path}: ok, {summary(item.manifest)}")
+    if problems:
         raise SystemExit(1)
 
 
@@ -92,15 +91,9 @@ def parse_instant(text: str | None) -> datetime:
     return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
 
 
-async def _stored_timezone(tenant: str) -> str | None:
-    from store import open_store  # the store is only needed when no --timezone is given
-
-    store = await open_store()
-    try:
-        record = await store.tenants.get(tenant=tenant)
-        return record.timezone if record else None
-    finally:
-        await store.close()
+async def _stored_timezone(store, tenant: str) -> str | None:
+    record = await store.tenants.get(tenant=tenant)
+    return record.timezone if record else None
 
 
 @click.command()
@@ -125,9 +118,7 @@ def preview(
       heartbeats preview manifests/ --tenant acme --timezone Europe/Berlin \\
           --from 2026-03-28T00:00:00Z --count 10 --json
     """
-    reason = id_problem(tenant)
-    if reason:
-        raise UserError(f"--tenant {reason}")
+    require_id(tenant, "--tenant")
     if timezone_name is not None and timezone_problem(timezone_name):
         raise UserError(f"--timezone: {timezone_problem(timezone_name)}")
     after = parse_instant(from_)
@@ -137,7 +128,7 @@ def preview(
             manifests.append(load_manifest(path))
         except ManifestError as exc:
             raise UserError(f"{path} is not a valid manifest:\n{exc}") from None
-    tenant_timezone = timezone_name or asyncio.run(_stored_timezone(tenant)) or "UTC"
+    tenant_timezone = timezone_name or run_with_store(lambda store: _stored_timezone(store, tenant)) or "UTC"
 
     rows = []
     for manifest in manifests:
@@ -153,47 +144,23 @@ def preview(
             for m, a, h, tz, fires in rows
         ], indent=2))
         return
-    table = Table(title=f"Next fires for tenant {tenant} (timezone {tenant_timezone}) after {iso_utc(after)}")
-    for column in ("heartbeat", "schedule", "UTC", "local"):
-        table.add_column(column)
+    fires_table = table("heartbeat", "schedule", "UTC", "local",
+                        title=f"Next fires for tenant {tenant} (timezone {tenant_timezone}) after {iso_utc(after)}")
     for manifest, agent, heartbeat, tz_name, fires in rows:
         name = f"{manifest.id}/{agent.id}/{heartbeat.slug}"
         if not fires:
-            table.add_row(name, describe_schedule(heartbeat), "never", "no due time inside its windows")
+            add_row(fires_table, name, describe_schedule(heartbeat), "never", "no due time inside its windows")
         for index, fire in enumerate(fires):
             local = fire.astimezone(zone(tz_name))
-            table.add_row(
+            add_row(
+                fires_table,
                 name if index == 0 else "",
                 describe_schedule(heartbeat) if index == 0 else "",
                 iso_utc(fire),
                 f"{local:%a %Y-%m-%d %H:%M:%S} {local.tzname()} ({tz_name})",
             )
-        table.add_section()
-    Console(width=max(Console().width, 120)).print(table)
-
-
-def describe_schedule(heartbeat) -> str:
-    """A short human description of a heartbeat's schedule."""
-    kind = heartbeat.schedule_type
-    if kind == "interval":
-        interval = heartbeat.interval_minutes
-        text = (
-            f"every {interval} min" if isinstance(interval, int)
-            else f"every {interval.business_hours} min in {heartbeat.business_hours.start}-"
-            f"{heartbeat.business_hours.end}, else {interval.overnight} min"
-        )
-    elif kind == "cron":
-        text = f"cron {heartbeat.cron_expression}"
-    elif kind == "daily":
-        text = f"daily {heartbeat.time_of_day}"
-    else:
-        day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[heartbeat.day_of_week]
-        text = f"weekly {day} {heartbeat.time_of_day}"
-    if heartbeat.active_hours:
-        text += f", active {heartbeat.active_hours.start}-{heartbeat.active_hours.end}"
-    if heartbeat.cooldown_seconds:
-        text += f", cooldown {heartbeat.cooldown_seconds}s"
-    return text
+        fires_table.add_section()
+    console().print(fires_table)
 
 
 COMMANDS = [validate, schema, preview]

@@ -7,15 +7,13 @@ defaulting to the local dev server (`localhost:7233`, namespace `default`).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
-from client.errors import UserError
+from contract.errors import Unavailable
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
@@ -42,23 +40,12 @@ def connect_options(
 
 
 async def connect(profile: str | None = None, *, address: str | None = None, namespace: str | None = None) -> Client:
-    """A client for the configured server; a clear UserError when it cannot be reached."""
+    """A client for the configured server; Unavailable, saying how to start one, when it cannot be reached."""
     options = connect_options(profile, address=address, namespace=namespace)
     try:
         return await Client.connect(**options)
     except RuntimeError as exc:  # the SDK reports connection failures as RuntimeError
-        raise UserError(
+        raise Unavailable(
             f"cannot reach Temporal at {options['target_host']} (namespace {options['namespace']}): {exc}."
             " Start a local server with `heartbeats server`, or set TEMPORAL_ADDRESS."
         ) from None
-
-
-@contextlib.contextmanager
-def temporal_errors() -> Iterator[None]:
-    """Temporal's refusals (not found, invalid argument, ...) as one-line UserErrors."""
-    from temporalio.service import RPCError
-
-    try:
-        yield
-    except RPCError as exc:
-        raise UserError(f"Temporal refused the request: {exc.message or exc.status.name}") from None

@@ -1,4 +1,4 @@
-"""CLI commands over the data store: `heartbeats tenant ...` and `heartbeats records ...`.
+"""`heartbeats tenant ...` and `heartbeats records ...`: tenants and app records (client.data).
 
 Each command opens the store (HEARTBEATS_DATABASE_URL, else .data/heartbeats.db; migrated on
 first use), does one thing and closes it. Store errors become one-line `error: ...` messages.
@@ -6,62 +6,17 @@ first use), does one thing and closes it. Store errors become one-line `error: .
 
 from __future__ import annotations
 
-import asyncio
 import json
-import secrets
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import click
 
-from client.errors import UserError
+from cli.errors import UserError
+from cli.output import add_row, console, echo_json, table
+from cli.runner import run_with_store
+from client.data import get_tenant, list_records, put_record, set_tenant
 from contract.vocabulary import PROVIDERS
-
-if TYPE_CHECKING:
-    from store import Store, Tenant
-
-# The store (SQLAlchemy, alembic) and rich are imported inside the commands that use them:
-# every `heartbeats` invocation imports this module, most never touch the database.
-
-T = TypeVar("T")
-
-
-def run_with_store(action: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the store, run `action` on it, close it; library errors become UserError."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from store import StoreError, open_store
-
-    async def main() -> T:
-        store = await open_store()
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except StoreError as exc:
-        raise UserError(str(exc)) from None
-    except (SQLAlchemyError, OSError) as exc:
-        # Unreachable server, unwritable file, ...: say so in one line, without a traceback.
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"database error: {detail}") from None
-
-
-async def require_tenant(store: Store, tenant: str) -> Tenant:
-    """The tenant, or a UserError telling how to create it."""
-    found = await store.tenants.get(tenant=tenant)
-    if found is None:
-        raise UserError(
-            f"unknown tenant {tenant!r}; create it first: heartbeats tenant set {tenant}"
-        )
-    return found
-
-
-def echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
+from store.types import iso_z
 
 # ------------------------------------------------------------------------------- tenant
 
@@ -105,7 +60,8 @@ def tenant_set(
       heartbeats tenant set acme --provider openai --model-standard gpt-6.2-sol
     """
     saved = run_with_store(
-        lambda store: store.tenants.upsert(
+        lambda store: set_tenant(
+            store,
             tenant=tenant_id,
             timezone=timezone,
             provider=provider,
@@ -130,7 +86,7 @@ def tenant_show(tenant_id: str, as_json: bool) -> None:
       heartbeats tenant show acme
       heartbeats tenant show acme --json
     """
-    found = run_with_store(lambda store: require_tenant(store, tenant_id))
+    found = run_with_store(lambda store: get_tenant(store, tenant=tenant_id))
     if as_json:
         echo_json(found.to_json())
         return
@@ -174,16 +130,9 @@ def records_put(
       heartbeats records put --tenant acme --app sales --type lead --data '{"email": "a@b.c"}'
     """
     data = parse_json_object(data_text, "--data")
-    record_id = record_id or secrets.token_hex(4)
-
-    async def put(store: Store) -> None:
-        await require_tenant(store, tenant_id)
-        await store.records.put(
-            tenant=tenant_id, app=app_id, record_type=record_type, record_id=record_id, data=data
-        )
-
-    run_with_store(put)
-    click.echo(f"saved {record_type}:{record_id} (tenant {tenant_id}, app {app_id})")
+    saved = run_with_store(lambda store: put_record(store, tenant=tenant_id, app=app_id, record_type=record_type,
+                                                    record_id=record_id, data=data))
+    click.echo(f"saved {record_type}:{saved} (tenant {tenant_id}, app {app_id})")
 
 
 @records.command("list")
@@ -205,32 +154,19 @@ def records_list(
       heartbeats records list --tenant acme --app sales --type lead --json
     """
 
-    async def fetch(store: Store) -> list[dict[str, Any]]:
-        await require_tenant(store, tenant_id)
-        return await store.records.list(
-            tenant=tenant_id, app=app_id, record_type=record_type, limit=limit
-        )
-
-    found = run_with_store(fetch)
+    found = run_with_store(lambda store: list_records(store, tenant=tenant_id, app=app_id, record_type=record_type,
+                                                      limit=limit))
     if as_json:
         echo_json([record.to_json() for record in found])
         return
     if not found:
         click.echo("no records")
         return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    from store.types import iso_z
-
-    table = Table("type", "id", "data", "updated")
+    listing = table("type", "id", "data", "updated")
     for record in found:
-        data = json.dumps(record.data, ensure_ascii=False)
-        # Text(): record content is data, not rich markup ("[red]" must print as typed).
-        cells = (record.record_type, record.id, data, iso_z(record.updated_at) or "")
-        table.add_row(*(Text(cell) for cell in cells))
-    Console(soft_wrap=False).print(table)
+        add_row(listing, record.record_type, record.id, json.dumps(record.data, ensure_ascii=False),
+                iso_z(record.updated_at) or "")
+    console().print(listing)
 
 
 def parse_json_object(text: str, option: str) -> dict[str, Any]:

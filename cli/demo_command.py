@@ -14,15 +14,17 @@ from pathlib import Path
 
 import click
 
-from client.connection import connect
+from cli.install_commands import print_install
+from client.checks import load_manifests
 from client.local_server import find_config, load_config, running_dev_server_async
-from client.sync import install_manifests, load_manifests, print_install
+from client.sync import install_manifests
 from contract.names import SIGNAL_RUN_NOW, heartbeat_workflow_id
+from runtime.connection import connect
 from store.models import Receipt
 
 DEMO_TENANT = "demo"
 DEMO_TIMEZONE = "Europe/Berlin"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the repository (editable install)
 EXAMPLE_MANIFESTS = REPO_ROOT / "manifests"
 # The heartbeat the demo fires once: its pre-filter finds the sample KPIs, so the agent wakes.
 RUN_NOW_TARGET = heartbeat_workflow_id(DEMO_TENANT, "marketing", "cmo", "hourly_kpi")

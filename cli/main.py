@@ -1,7 +1,7 @@
-"""The `heartbeats` command line: one module that wires every command group together.
+"""The `heartbeats` command line: one group that assembles every command module.
 
-Each role lives in its own module (manifest commands, local server, store commands, ...);
-this file only assembles them and turns library errors into clean CLI errors.
+Each role lives in its own module (manifest commands, install commands, operations, data, local
+server and worker, demo); this file only assembles them. `main` is the console script.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import sys
 
 import click
 
-from client import demo, local_server, manifest_commands, operations, store_commands, sync, worker_command
+from cli import data_commands, demo_command, install_commands, manifest_commands, operations_commands, server_commands
+from cli.errors import CommandGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail to stderr.")
 def cli(verbose: bool) -> None:
     """agent-heartbeats: declare agents and their recurring routines in YAML, run them on Temporal.
@@ -34,12 +35,11 @@ def cli(verbose: bool) -> None:
 
 for command in (
     *manifest_commands.COMMANDS,
-    *local_server.COMMANDS,
-    *store_commands.COMMANDS,
-    *worker_command.COMMANDS,
-    *sync.COMMANDS,
-    *operations.COMMANDS,
-    *demo.COMMANDS,
+    *server_commands.COMMANDS,
+    *data_commands.COMMANDS,
+    *install_commands.COMMANDS,
+    *operations_commands.COMMANDS,
+    *demo_command.COMMANDS,
 ):
     cli.add_command(command)
 

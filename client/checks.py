@@ -1,0 +1,125 @@
+"""Checks of manifests and ids before anything is installed: each names the file, line and field.
+
+    loaded = load_manifests([Path("manifests/sales.yaml")])     # ManifestsInvalid lists every problem
+    problems = never_firing(loaded, tenant="acme", tenant_timezone="Europe/Berlin")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from contract.errors import InvalidInput, NotFound
+from manifest.ids import id_problem
+from manifest.loader import ManifestError, load_manifest, problem_at
+from manifest.models import INTERNAL_SOURCES, AppManifest
+from schedule import heartbeat_zone, next_fire
+from skills.catalog import default_registry
+from skills.registry import SkillRegistry
+from store.models import Tenant
+from store.store import Areas
+
+
+class ManifestsInvalid(InvalidInput):
+    """Manifests that cannot be installed; `problems` holds one `file:line:col: field: message` each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        count = len(problems)
+        super().__init__(f"nothing installed: {count} problem{'s' * (count != 1)}\n" + "\n".join(problems))
+
+
+@dataclass(frozen=True)
+class LoadedManifest:
+    path: Path
+    manifest: AppManifest
+
+
+def check_manifests(paths: Sequence[Path], registry: SkillRegistry | None = None) -> tuple[list[LoadedManifest], list[str]]:
+    """Every check that needs no server, of every file: the manifest rules, app ids unique across
+    the files, and the skill registry (tools registered, pre-filters LOW risk). Returns the
+    manifests that loaded and every problem found (`file:line:col: field: message`)."""
+    loaded: list[LoadedManifest] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            loaded.append(LoadedManifest(path, load_manifest(path)))
+        except ManifestError as exc:
+            problems.extend(str(problem) for problem in exc.problems)
+    seen: dict[str, Path] = {}
+    for item in loaded:
+        if item.manifest.id in seen:
+            problems.append(f"{item.path}:1:1: id: app {item.manifest.id!r} is also defined in {seen[item.manifest.id]}")
+        seen.setdefault(item.manifest.id, item.path)
+    problems.extend(registry_problems(loaded, registry))
+    return loaded, problems
+
+
+def load_manifests(paths: Sequence[Path]) -> list[LoadedManifest]:
+    """`check_manifests`, all-or-nothing: ManifestsInvalid listing every problem of every file."""
+    loaded, problems = check_manifests(paths)
+    if problems:
+        raise ManifestsInvalid(problems)
+    return loaded
+
+
+def registry_problems(loaded: Iterable[LoadedManifest], registry: SkillRegistry | None = None) -> list[str]:
+    """What the skill registry refuses: pre-filters that are not LOW-risk tools of a registered
+    skill, and agent `tools` that name no registered skill. One file:line:col line each.
+
+    Needs no server: `heartbeats validate` runs it as well as `install`."""
+    registry = registry or default_registry()
+    problems: list[str] = []
+    for item in loaded:
+        for i, agent in enumerate(item.manifest.agents):
+            for k, skill in enumerate(agent.tools):
+                if skill not in registry:
+                    known = ", ".join(sorted(registry.names()))
+                    problems.append(str(problem_at(item.path, ("agents", i, "tools", k),
+                                                   f"no skill {skill!r} is registered (known: {known})")))
+            for j, heartbeat in enumerate(agent.heartbeats):
+                if heartbeat.skill in INTERNAL_SOURCES or heartbeat.skill.startswith("_internal_"):
+                    continue  # the internal sources are checked by the manifest rules
+                reason = registry.prefilter_problem(heartbeat.skill, heartbeat.tool)
+                if reason:
+                    problems.append(str(problem_at(item.path, ("agents", i, "heartbeats", j, "skill"), reason)))
+    return problems
+
+
+def never_firing(loaded: Iterable[LoadedManifest], *, tenant: str, tenant_timezone: str) -> list[str]:
+    """Heartbeats that would never fire for this tenant: an interval grid (salted per tenant, read
+    in the tenant's zone) that never falls inside its active hours. Validation cannot know the
+    tenant, so calendar schedules are checked there and interval ones here."""
+    now = datetime.now(UTC)
+    problems = []
+    for item in loaded:
+        for i, agent in enumerate(item.manifest.agents):
+            for j, heartbeat in enumerate(agent.heartbeats):
+                if heartbeat.active_hours is None:
+                    continue
+                if next_fire(heartbeat, tenant_id=tenant, tenant_timezone=tenant_timezone, after=now) is None:
+                    zone = heartbeat_zone(heartbeat, tenant_timezone)
+                    problems.append(str(problem_at(
+                        item.path, ("agents", i, "heartbeats", j, "active_hours"),
+                        f"for tenant {tenant!r} ({zone}) no due time of this schedule ever falls inside"
+                        f" {heartbeat.active_hours.start}-{heartbeat.active_hours.end}: it would never fire"
+                        " (`heartbeats preview` shows its times)")))
+    return problems
+
+
+def require_id(value: str, what: str) -> str:
+    """`value` when it is a valid id; InvalidInput naming `what` (e.g. "--tenant") otherwise."""
+    reason = id_problem(value)
+    if reason:
+        raise InvalidInput(f"{what} {reason}")
+    return value
+
+
+async def require_tenant(store: Areas, tenant: str) -> Tenant:
+    """The tenant; NotFound telling how to create it when it does not exist."""
+    found = await store.tenants.get(tenant=tenant)
+    if found is None:
+        raise NotFound(f"unknown tenant {tenant!r}; create it first: heartbeats tenant set {tenant}")
+    return found

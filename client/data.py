@@ -1,0 +1,52 @@
+"""Tenants and app records: what an operator sets up before installing apps.
+
+    tenant = await set_tenant(store, tenant="acme", timezone="Europe/Berlin")
+    await put_record(store, tenant="acme", app="sales", record_type="campaign", record_id="q4", data={...})
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from client.checks import require_tenant
+from store.models import Record, Tenant
+from store.store import Areas
+
+
+async def set_tenant(
+    store: Areas,
+    *,
+    tenant: str,
+    timezone: str | None = None,
+    provider: str | None = None,
+    model_cheap: str | None = None,
+    model_standard: str | None = None,
+    model_premium: str | None = None,
+) -> Tenant:
+    """Create the tenant or change the settings given (the others keep their value)."""
+    return await store.tenants.upsert(tenant=tenant, timezone=timezone, provider=provider, model_cheap=model_cheap,
+                                      model_standard=model_standard, model_premium=model_premium)
+
+
+async def get_tenant(store: Areas, *, tenant: str) -> Tenant:
+    """The tenant; NotFound telling how to create it."""
+    return await require_tenant(store, tenant)
+
+
+async def put_record(
+    store: Areas, *, tenant: str, app: str, record_type: str, data: dict[str, Any], record_id: str | None = None
+) -> str:
+    """Create or replace one record of an existing tenant; its id (a short random one when not given)."""
+    await require_tenant(store, tenant)
+    record_id = record_id or secrets.token_hex(4)
+    await store.records.put(tenant=tenant, app=app, record_type=record_type, record_id=record_id, data=data)
+    return record_id
+
+
+async def list_records(
+    store: Areas, *, tenant: str, app: str, record_type: str | None = None, limit: int = 100
+) -> list[Record]:
+    """An existing tenant's app records, by key (optionally of one type)."""
+    await require_tenant(store, tenant)
+    return await store.records.list(tenant=tenant, app=app, record_type=record_type, limit=limit)

@@ -1,0 +1,273 @@
+"""The Temporal side of the client library: visibility queries, starting, signalling, cancelling,
+describing and querying the platform's workflows, shared by install/sync and operations.
+
+Refusals from the server become the project's errors (`temporal_errors`), so callers (the CLI,
+the HTTP API) turn them into messages and status codes without knowing gRPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from contract.errors import Conflict, HeartbeatsError, InvalidInput, NotFound, Unavailable
+from contract.heartbeat import FAILING_THRESHOLD, HeartbeatConfig, HeartbeatInput, HeartbeatStatusView
+from contract.names import (
+    HEARTBEAT_WORKFLOW,
+    QUERY_STATUS,
+    SIGNAL_RECONFIGURE,
+    TASK_QUEUE,
+    VISION_ID_PREFIX,
+    VISION_WORKFLOW,
+    parse_heartbeat_workflow_id,
+)
+from contract.search_attributes import SA_AGENT, SA_APP, SA_FAILURE_COUNT, SA_SLUG, SA_STATUS, SA_TENANT
+from schedule import describe_schedule
+
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription
+
+# Temporal calls in flight at once: enough for 10,000 heartbeats in seconds, gentle on a dev server.
+CONCURRENCY = 32
+# A status query waits for a worker to answer it; without one, give up after this long and show
+# what the search attributes say instead.
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+@contextlib.contextmanager
+def temporal_errors() -> Iterator[None]:
+    """Temporal's refusals as the project's errors (one line each; nothing of gRPC leaks out)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        yield
+    except RPCError as exc:
+        message = f"Temporal refused the request: {exc.message or exc.status.name}"
+        kind: type[HeartbeatsError] = {
+            RPCStatusCode.NOT_FOUND: NotFound,
+            RPCStatusCode.INVALID_ARGUMENT: InvalidInput,
+            RPCStatusCode.ALREADY_EXISTS: Conflict,
+            RPCStatusCode.FAILED_PRECONDITION: Conflict,
+        }.get(exc.status, Unavailable)
+        raise kind(message) from None
+
+
+# ------------------------------------------------------------------------------------ visibility
+
+
+def heartbeats_query(tenant: str | None = None, *conditions: str, app: str | None = None) -> str:
+    """Visibility query of running heartbeat workflows, optionally of one tenant and app.
+
+    Ids are `[a-z][a-z0-9_-]*`: nothing to escape.
+    """
+    parts = [f'WorkflowType="{HEARTBEAT_WORKFLOW}"', 'ExecutionStatus="Running"']
+    if tenant is not None:
+        parts.append(f'HeartbeatTenant="{tenant}"')
+    if app is not None:
+        parts.append(f'HeartbeatApp="{app}"')
+    parts.extend(conditions)
+    return " AND ".join(parts)
+
+
+def failing_query(tenant: str | None = None) -> str:
+    return heartbeats_query(tenant, 'HeartbeatStatus="active"', f"HeartbeatFailureCount >= {FAILING_THRESHOLD}")
+
+
+def disabled_query(tenant: str | None = None) -> str:
+    return heartbeats_query(tenant, 'HeartbeatStatus="disabled"')
+
+
+def vision_query(tenant: str, app: str) -> str:
+    """Visibility query of an app's running vision loops (by ID prefix: they carry no attributes)."""
+    return (f'WorkflowType="{VISION_WORKFLOW}" AND ExecutionStatus="Running"'
+            f' AND WorkflowId STARTS_WITH "{VISION_ID_PREFIX}:{tenant}:{app}:"')
+
+
+async def running_ids(client: Client, query: str) -> set[str]:
+    return {execution.id async for execution in client.list_workflows(query)}
+
+
+async def heartbeat_executions(client: Client, query: str) -> list[WorkflowExecution]:
+    """The executions a query lists that have well-formed heartbeat IDs (someone may have started a
+    stray workflow of the type)."""
+    found = [execution async for execution in client.list_workflows(query)]
+    return [execution for execution in found if _is_heartbeat_id(execution.id)]
+
+
+def _is_heartbeat_id(value: str) -> bool:
+    try:
+        parse_heartbeat_workflow_id(value)
+    except ValueError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------ writes
+
+
+def search_attributes(config: HeartbeatConfig) -> Any:
+    """All six heartbeat search attributes, set at start (the workflow upserts status and count)."""
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+    return TypedSearchAttributes([
+        SearchAttributePair(SA_TENANT, config.tenant),
+        SearchAttributePair(SA_APP, config.app),
+        SearchAttributePair(SA_AGENT, config.agent),
+        SearchAttributePair(SA_SLUG, config.heartbeat.slug),
+        SearchAttributePair(SA_STATUS, "active"),
+        SearchAttributePair(SA_FAILURE_COUNT, 0),
+    ])
+
+
+def static_summary(config: HeartbeatConfig) -> str:
+    """The workflow's summary in the web UI: `marketing/cmo/hourly_kpi: every 60 min, ...`."""
+    return f"{config.app}/{config.agent}/{config.heartbeat.slug}: {describe_schedule(config.heartbeat)}"
+
+
+async def start_or_reconfigure(client: Client, config: HeartbeatConfig) -> None:
+    """Signal-with-start: starts the heartbeat's workflow, or reconfigures the running one."""
+    from temporalio.common import WorkflowIDReusePolicy
+
+    await client.start_workflow(
+        HEARTBEAT_WORKFLOW,
+        HeartbeatInput(config=config),
+        id=config.workflow_id,
+        task_queue=TASK_QUEUE,
+        start_signal=SIGNAL_RECONFIGURE,
+        start_signal_args=[config],
+        search_attributes=search_attributes(config),
+        static_summary=static_summary(config),
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+
+
+async def cancel_workflow(client: Client, workflow_id: str) -> bool:
+    """Request cancellation of the workflow; False when there is no open one (that is fine)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    # The server accepts a cancel request for a workflow that has already closed (only a never-seen
+    # ID is NOT_FOUND), so ask first: an ended workflow must not be reported as cancelled.
+    if not await is_running(client, workflow_id):
+        return False
+    try:
+        await client.get_workflow_handle(workflow_id).cancel()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # never started, or already closed
+            return False
+        raise
+    return True
+
+
+async def is_running(client: Client, workflow_id: str) -> bool:
+    """Whether the workflow's latest run is open (describe: not subject to visibility lag)."""
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return described.status == WorkflowExecutionStatus.RUNNING
+
+
+# ------------------------------------------------------------------------------------ one heartbeat
+
+
+def not_running(workflow_id: str, state: str = "closed") -> Conflict:
+    return Conflict(f"heartbeat workflow {workflow_id} is not running (it is {state}: uninstalled, or removed"
+                    " from its manifest); install its app again to start it")
+
+
+def no_such_heartbeat(workflow_id: str) -> NotFound:
+    return NotFound(f"no heartbeat workflow {workflow_id} (see `heartbeats list`)")
+
+
+async def describe_running(client: Client, workflow_id: str) -> WorkflowExecutionDescription:
+    """The workflow's description; NotFound when there is none, Conflict when it is not running."""
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise no_such_heartbeat(workflow_id) from None
+        raise
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        raise not_running(workflow_id, described.status.name.lower() if described.status else "closed")
+    return described
+
+
+async def signal_running(client: Client, workflow_id: str, signal: str) -> None:
+    """Send a no-argument signal to a running heartbeat; NotFound / Conflict when there is none."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        await client.get_workflow_handle(workflow_id).signal(signal)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        if "completed" in exc.message.lower():
+            raise not_running(workflow_id) from None
+        raise no_such_heartbeat(workflow_id) from None
+
+
+def view_from_search_attributes(workflow_id: str, attributes: Any) -> HeartbeatStatusView:
+    """The status view as far as visibility knows it (no times: those only the workflow knows)."""
+    tenant, app, agent, slug = parse_heartbeat_workflow_id(workflow_id)
+    return HeartbeatStatusView(
+        id=workflow_id, tenant=tenant, app=app, agent=agent, slug=slug,
+        status=attributes.get(SA_STATUS) or "active", failure_count=attributes.get(SA_FAILURE_COUNT) or 0,
+        next_run=None, last_run=None, last_heartbeat_ok_at=None,
+    )
+
+
+class StatusReader:
+    """Status queries, concurrently and bounded; falls back to search attributes when unanswered.
+
+    After the first query that times out (no worker polling), the rest are not attempted: they
+    would each wait QUERY_TIMEOUT for the same answer.
+    """
+
+    def __init__(self, client: Client, *, limit: int = CONCURRENCY) -> None:
+        self._client = client
+        self._semaphore = asyncio.Semaphore(limit)
+        self.unanswered = 0
+        self._no_worker = False
+
+    async def query(self, workflow_id: str) -> HeartbeatStatusView | None:
+        """The `status` query's answer, or None when it could not be had."""
+        from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
+        from temporalio.service import RPCError, RPCStatusCode
+
+        if self._no_worker:
+            return None
+        async with self._semaphore:
+            if self._no_worker:
+                return None
+            try:
+                return await self._client.get_workflow_handle(workflow_id).query(
+                    QUERY_STATUS, result_type=HeartbeatStatusView, rpc_timeout=QUERY_TIMEOUT
+                )
+            except RPCError as exc:
+                if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.FAILED_PRECONDITION):
+                    self._no_worker = True
+                return None
+            except (WorkflowQueryFailedError, WorkflowQueryRejectedError):
+                return None
+
+    async def view(self, execution: WorkflowExecution) -> HeartbeatStatusView:
+        answered = await self.query(execution.id)
+        if answered is None:
+            self.unanswered += 1
+            return view_from_search_attributes(execution.id, execution.typed_search_attributes)
+        return answered
+
+    async def views(self, executions: Sequence[WorkflowExecution]) -> list[HeartbeatStatusView]:
+        views = await asyncio.gather(*(self.view(execution) for execution in executions))
+        return sorted(views, key=lambda view: view.id)
