@@ -38,6 +38,7 @@ INTERNAL_SOURCES = (INTERNAL_APP_RECORDS, INTERNAL_AGENT_MEMORY)
 
 MIN_INTERVAL_MINUTES = 5
 MAX_INTERVAL_MINUTES = 43_200  # 30 days
+MAX_COOLDOWN_SECONDS = MAX_INTERVAL_MINUTES * 60  # 30 days, like the longest interval
 MAX_PROMPT_CHARS = 8_000
 MAX_SYSTEM_PROMPT_CHARS = 32_000
 USER_TIMEZONE = "user"  # "the tenant's configured timezone"
@@ -311,7 +312,11 @@ class HeartbeatSpec(_Model):
     invoke_always: bool = Field(
         default=False, description="Wake the agent every tick, even when the pre-filter is empty."
     )
-    cooldown_seconds: int = Field(default=0, description="Minimum spacing between runs.")
+    cooldown_seconds: int = Field(
+        default=0,
+        description=f"Minimum spacing between runs: 0..{MAX_COOLDOWN_SECONDS} (30 days).",
+        json_schema_extra={"minimum": 0, "maximum": MAX_COOLDOWN_SECONDS},
+    )
     conversation_mode: ConversationMode = Field(default="dedicated")
     model_tier: ModelTier = Field(default="cheap")
     prompt: str = Field(default="", description="Per-tick instruction, at most 8000 characters.")
@@ -337,6 +342,10 @@ class HeartbeatSpec(_Model):
             minutes = data.pop("cooldown_minutes")
             if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
                 raise problem(f"must be a whole number of minutes >= 0 (got {minutes!r})", "cooldown_minutes")
+            if minutes > MAX_INTERVAL_MINUTES:
+                raise problem(
+                    f"must be at most {MAX_INTERVAL_MINUTES} minutes (30 days) (got {minutes})", "cooldown_minutes"
+                )
             data["cooldown_seconds"] = minutes * 60
         return data
 
@@ -431,6 +440,8 @@ class HeartbeatSpec(_Model):
     def _check_cooldown(cls, value: int) -> int:
         if value < 0:
             raise problem(f"must be >= 0 (got {value})")
+        if value > MAX_COOLDOWN_SECONDS:
+            raise problem(f"must be at most {MAX_COOLDOWN_SECONDS} seconds (30 days) (got {value})")
         return value
 
     @field_validator("prompt")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from manifest.models import AppManifest
+from manifest.models import MAX_INTERVAL_MINUTES, AppManifest
 
 SCHEMA_ID = "https://agent-heartbeats.dev/manifest.schema.json"
 
@@ -20,6 +20,7 @@ def manifest_json_schema() -> dict[str, Any]:
     heartbeat["cooldown_minutes"] = {
         "type": "integer",
         "minimum": 0,
+        "maximum": MAX_INTERVAL_MINUTES,
         "description": "Shorthand for cooldown_seconds = 60 * cooldown_minutes.",
     }
     heartbeat["active_hours"] = {

@@ -126,6 +126,10 @@ INVALID = [
      "agents[0].heartbeats[0].cooldown_seconds", "must be >= 0 (got -5)"),
     ("cooldown-minutes-negative", app(HB + "  interval_minutes: 60\n  cooldown_minutes: -1 #!"),
      "agents[0].heartbeats[0].cooldown_minutes", "must be a whole number of minutes >= 0 (got -1)"),
+    ("cooldown-too-large", app(HB + "  interval_minutes: 60\n  cooldown_seconds: 2592001 #!"),
+     "agents[0].heartbeats[0].cooldown_seconds", "must be at most 2592000 seconds (30 days) (got 2592001)"),
+    ("cooldown-minutes-too-large", app(HB + "  interval_minutes: 60\n  cooldown_minutes: 100000000000000 #!"),
+     "agents[0].heartbeats[0].cooldown_minutes", "must be at most 43200 minutes (30 days) (got 100000000000000)"),
     ("cooldown-both", app(HB + "  interval_minutes: 60\n  cooldown_seconds: 60\n  cooldown_minutes: 1 #!"),
      "agents[0].heartbeats[0].cooldown_minutes", "either cooldown_minutes or cooldown_seconds"),
     ("conversation-mode", app(HB + "  interval_minutes: 60\n  conversation_mode: shared #!"),
@@ -260,6 +264,13 @@ def test_lenient_where_harmless():
                               .replace("version: 1.0.0", "version: 1.0"))
     assert manifest.version == "1.0"
     assert manifest.agents[0].heartbeats[0].time_of_day == "09:05"
+
+
+def test_cooldown_of_exactly_30_days_is_valid():
+    seconds = parse_manifest(app(HB + "  interval_minutes: 60\n  cooldown_seconds: 2592000"))
+    minutes = parse_manifest(app(HB + "  interval_minutes: 60\n  cooldown_minutes: 43200"))
+    assert seconds == minutes
+    assert seconds.agents[0].heartbeats[0].cooldown_seconds == 30 * 86_400
 
 
 def test_prompt_of_exactly_8000_characters_is_valid():
