@@ -242,8 +242,29 @@ UNION_TAGS = frozenset({"minutes", "split"})
 # --- heartbeats --------------------------------------------------------------------------------
 
 
+_CRON_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
+
+
+def _cron_item(value: str) -> re.Pattern[str]:
+    # One entry of a comma list: `*` or a value or range `a-b`, optionally with a step `/n`.
+    return re.compile(rf"(?:\*|{value}(?:-{value})?)(?:/[0-9]+)?")
+
+
+# Month and day-of-week take names (JAN..DEC, SUN..SAT) too; croniter checks which names exist.
+_CRON_ITEMS = (*[_cron_item("[0-9]+")] * 3, *[_cron_item("(?:[0-9]+|[A-Za-z]{3})")] * 2)
+
+
+def _nonstandard_cron_item(fields: list[str]) -> str | None:
+    """The first entry that is not standard cron syntax (croniter also reads L, W, #, ? and R)."""
+    for name, field, item_pattern in zip(_CRON_FIELDS, fields, _CRON_ITEMS, strict=True):
+        for item in field.split(","):
+            if not item_pattern.fullmatch(item):
+                return f"{item!r} in the {name} field"
+    return None
+
+
 def cron_problem(expression: str) -> str | None:
-    """Why `expression` is not a usable 5-field cron expression, or None."""
+    """Why `expression` is not a usable standard 5-field cron expression, or None."""
     fields = expression.split()
     if len(fields) != 5:
         return f"must have 5 fields (minute hour day month weekday), got {len(fields)}: {expression!r}"
@@ -254,6 +275,12 @@ def cron_problem(expression: str) -> str | None:
         return f"{expression!r} never matches a calendar date"
     except (CroniterBadCronError, ValueError, KeyError) as exc:
         return f"is not a valid cron expression {expression!r}: {exc}"
+    nonstandard = _nonstandard_cron_item(fields)
+    if nonstandard:
+        return (
+            f"is not a standard cron expression {expression!r}: {nonstandard} is not a number, *,"
+            " range a-b, list a,b or step /n (month and weekday names like JAN or MON are fine)"
+        )
     return None
 
 

@@ -83,6 +83,11 @@ INVALID = [
      "agents[0].heartbeats[0].cron", "is not a valid cron expression '61 * * * *'"),
     ("cron-four-fields", app(HB + '  schedule_type: cron\n  cron_expression: "0 9 * *" #!'),
      "agents[0].heartbeats[0].cron_expression", "must have 5 fields"),
+    ("cron-last-weekday", app(HB + '  schedule_type: cron\n  cron_expression: "0 9 * * L5" #!'),
+     "agents[0].heartbeats[0].cron_expression",
+     "is not a standard cron expression '0 9 * * L5': 'L5' in the day-of-week field"),
+    ("cron-range-to-last", app(HB + '  cron: "0 9 1-L * *" #!'),
+     "agents[0].heartbeats[0].cron", "'1-L' in the day-of-month field"),
     ("cron-never", app(HB + '  cron: "0 0 30 2 *" #!'),
      "agents[0].heartbeats[0].cron", "never matches a calendar date"),
     # A missing field is reported at the mapping that lacks it.
@@ -271,6 +276,14 @@ def test_cooldown_of_exactly_30_days_is_valid():
     minutes = parse_manifest(app(HB + "  interval_minutes: 60\n  cooldown_minutes: 43200"))
     assert seconds == minutes
     assert seconds.agents[0].heartbeats[0].cooldown_seconds == 30 * 86_400
+
+
+@pytest.mark.parametrize("expression", [
+    "*/15 9-17 * * 1-5", "0 9 1,15 * *", "0 8-18/2 * JAN-MAR mon-fri", "30 6 * * SUN,sat", "0 0 * * 7",
+])
+def test_standard_cron_forms_are_valid(expression):
+    spec = parse_manifest(app(HB + f'  cron: "{expression}"')).agents[0].heartbeats[0]
+    assert spec.cron_expression == expression
 
 
 def test_prompt_of_exactly_8000_characters_is_valid():
