@@ -23,7 +23,14 @@ def manifest_json_schema() -> dict[str, Any]:
         "maximum": MAX_INTERVAL_MINUTES,
         "description": "Shorthand for cooldown_seconds = 60 * cooldown_minutes.",
     }
-    heartbeat["active_hours"] = {
+    for window in ("active_hours", "business_hours"):
+        heartbeat[window] = _window_or_shorthand(heartbeat[window])
+    return schema
+
+
+def _window_or_shorthand(field: dict[str, Any]) -> dict[str, Any]:
+    """An optional window field that also takes the "HH:MM-HH:MM" string the loader accepts."""
+    return {
         "anyOf": [
             {"$ref": "#/$defs/Window"},
             {"type": "string", "pattern": r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$",
@@ -31,9 +38,8 @@ def manifest_json_schema() -> dict[str, Any]:
             {"type": "null"},
         ],
         "default": None,
-        "description": heartbeat["active_hours"].get("description", ""),
+        "description": field.get("description", ""),
     }
-    return schema
 
 
 def manifest_json_schema_text() -> str:

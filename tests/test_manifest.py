@@ -6,6 +6,7 @@ checks the reported line is that one, the field path, and the message.
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -294,6 +295,19 @@ def test_schema_file_is_current():
     assert (ROOT / "manifest.schema.json").read_text() == manifest_json_schema_text(), (
         "manifest.schema.json is stale: run `make schema`"
     )
+
+
+@pytest.mark.parametrize("field", ["active_hours", "business_hours"])
+def test_schema_accepts_the_window_shorthand_the_loader_accepts(field):
+    # jsonschema is not a dependency: check the property's string form against the shorthand.
+    parse_manifest(app(HB + '  interval_minutes: {business_hours: 15, overnight: 120}\n'
+                            '  business_hours: "09:00-17:00"\n  active_hours: "09:00-17:00"'))
+    schema = json.loads(manifest_json_schema_text())
+    forms = schema["$defs"]["HeartbeatSpec"]["properties"][field]["anyOf"]
+    strings = [form for form in forms if form.get("type") == "string"]
+    assert strings and all(re.search(form["pattern"], "09:00-17:00") for form in strings)
+    assert not any(re.search(form["pattern"], "09:00") for form in strings)
+    assert {"$ref": "#/$defs/Window"} in forms and {"type": "null"} in forms
 
 
 def test_manifest_round_trips_through_json():
