@@ -206,6 +206,24 @@ def test_every_problem_is_reported_not_just_the_first(tmp_path):
     assert {"interval_minutes", "model_tier", "conversation_mode"} <= paths
 
 
+def test_yaml_syntax_error_names_where_the_unclosed_mapping_opened():
+    text = "id: x\nagents:\n  - id: a\n    heartbeats:\n      - {slug: a, skill: _internal_app_records, tool: query\n      - slug: b\n"
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text, filename="x.yaml")
+    assert str(caught.value) == (
+        "x.yaml:6:13: (yaml): YAML syntax error: while parsing a flow mapping expected ',' or '}', but got ':'"
+        " (the flow mapping opened at line 5, column 9)"
+    )
+
+
+def test_yaml_syntax_error_found_where_it_began_says_the_place_once():
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest("id: sales\nagents: [\n  - id: a\n", filename="x.yaml")
+    assert str(caught.value) == (
+        "x.yaml:3:3: (yaml): YAML syntax error: while parsing a flow node expected the node content, but found '-'"
+    )
+
+
 def test_bom_is_rejected_with_a_reason():
     with pytest.raises(ManifestError, match="byte-order mark"):
         parse_manifest(b"\xef\xbb\xbf" + app(HB + "  interval_minutes: 60").encode(), filename="x.yaml")
