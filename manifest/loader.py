@@ -10,6 +10,7 @@ depth and node count (alias expansion included, so a "billion laughs" file fails
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -119,7 +120,7 @@ def _parse_yaml(raw: bytes | str, filename: str) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        reason = " ".join(str(part) for part in (exc.context, exc.problem) if part) + _opened_at(exc)
         lines = text.splitlines()
         if mark and mark.line < len(lines) and "\t" in lines[mark.line][: len(lines[mark.line]) - len(lines[mark.line].lstrip())]:
             reason += " (a tab in the indentation: YAML indents with spaces only)"
@@ -133,6 +134,17 @@ def _parse_yaml(raw: bytes | str, filename: str) -> Any:
     if not isinstance(tree, CommentedMap):
         raise _fail(filename, f"a manifest must be a mapping, not a {_kind(tree)}", path="(manifest)")
     return tree
+
+
+def _opened_at(exc: MarkedYAMLError) -> str:
+    """Where the construct being read began, when the parser noticed the error elsewhere: an
+    unclosed `{`, `[` or quote is reported where parsing failed, often lines after it opened."""
+    start, end = exc.context_mark, exc.problem_mark
+    what = re.fullmatch(r"while \w+ an? (.+)", str(exc.context or ""))
+    if not (what and start and end) or (start.line, start.column) == (end.line, end.column):
+        return ""
+    verb = "opened" if what[1].startswith(("flow ", "quoted ", "single-quoted ", "double-quoted ")) else "began"
+    return f" (the {what[1]} {verb} at line {start.line + 1}, column {start.column + 1})"
 
 
 def _check_nesting(text: str, filename: str) -> None:

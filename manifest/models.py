@@ -38,7 +38,7 @@ INTERNAL_SOURCES = (INTERNAL_APP_RECORDS, INTERNAL_AGENT_MEMORY)
 
 MIN_INTERVAL_MINUTES = 5
 MAX_INTERVAL_MINUTES = 43_200  # 30 days
-MAX_COOLDOWN_SECONDS = MAX_INTERVAL_MINUTES * 60  # a cooldown longer than the longest interval means nothing
+MAX_COOLDOWN_SECONDS = MAX_INTERVAL_MINUTES * 60  # 30 days, like the longest interval
 MAX_PROMPT_CHARS = 8_000
 MAX_SYSTEM_PROMPT_CHARS = 32_000
 USER_TIMEZONE = "user"  # "the tenant's configured timezone"
@@ -242,8 +242,29 @@ UNION_TAGS = frozenset({"minutes", "split"})
 # --- heartbeats --------------------------------------------------------------------------------
 
 
+_CRON_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
+
+
+def _cron_item(value: str) -> re.Pattern[str]:
+    # One entry of a comma list: `*` or a value or range `a-b`, optionally with a step `/n`.
+    return re.compile(rf"(?:\*|{value}(?:-{value})?)(?:/[0-9]+)?")
+
+
+# Month and day-of-week take names (JAN..DEC, SUN..SAT) too; croniter checks which names exist.
+_CRON_ITEMS = (*[_cron_item("[0-9]+")] * 3, *[_cron_item("(?:[0-9]+|[A-Za-z]{3})")] * 2)
+
+
+def _nonstandard_cron_item(fields: list[str]) -> str | None:
+    """The first entry that is not standard cron syntax (croniter also reads L, W, #, ? and R)."""
+    for name, field, item_pattern in zip(_CRON_FIELDS, fields, _CRON_ITEMS, strict=True):
+        for item in field.split(","):
+            if not item_pattern.fullmatch(item):
+                return f"{item!r} in the {name} field"
+    return None
+
+
 def cron_problem(expression: str) -> str | None:
-    """Why `expression` is not a usable 5-field cron expression, or None."""
+    """Why `expression` is not a usable standard 5-field cron expression, or None."""
     fields = expression.split()
     if len(fields) != 5:
         return f"must have 5 fields (minute hour day month weekday), got {len(fields)}: {expression!r}"
@@ -254,6 +275,12 @@ def cron_problem(expression: str) -> str | None:
         return f"{expression!r} never matches a calendar date"
     except (CroniterBadCronError, ValueError, KeyError) as exc:
         return f"is not a valid cron expression {expression!r}: {exc}"
+    nonstandard = _nonstandard_cron_item(fields)
+    if nonstandard:
+        return (
+            f"is not a standard cron expression {expression!r}: {nonstandard} is not a number, *,"
+            " range a-b, list a,b or step /n (month and weekday names like JAN or MON are fine)"
+        )
     return None
 
 
@@ -312,7 +339,11 @@ class HeartbeatSpec(_Model):
     invoke_always: bool = Field(
         default=False, description="Wake the agent every tick, even when the pre-filter is empty."
     )
-    cooldown_seconds: int = Field(default=0, description="Minimum spacing between runs.")
+    cooldown_seconds: int = Field(
+        default=0,
+        description=f"Minimum spacing between runs: 0..{MAX_COOLDOWN_SECONDS} (30 days).",
+        json_schema_extra={"minimum": 0, "maximum": MAX_COOLDOWN_SECONDS},
+    )
     conversation_mode: ConversationMode = Field(default="dedicated")
     model_tier: ModelTier = Field(default="cheap")
     prompt: str = Field(default="", description="Per-tick instruction, at most 8000 characters.")
@@ -338,6 +369,10 @@ class HeartbeatSpec(_Model):
             minutes = data.pop("cooldown_minutes")
             if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
                 raise problem(f"must be a whole number of minutes >= 0 (got {minutes!r})", "cooldown_minutes")
+            if minutes > MAX_INTERVAL_MINUTES:
+                raise problem(
+                    f"must be at most {MAX_INTERVAL_MINUTES} minutes (30 days) (got {minutes})", "cooldown_minutes"
+                )
             data["cooldown_seconds"] = minutes * 60
         return data
 
@@ -432,6 +467,8 @@ class HeartbeatSpec(_Model):
     def _check_cooldown(cls, value: int) -> int:
         if value < 0:
             raise problem(f"must be >= 0 (got {value})")
+        if value > MAX_COOLDOWN_SECONDS:
+            raise problem(f"must be at most {MAX_COOLDOWN_SECONDS} seconds (30 days) (got {value})")
         return value
 
     @field_validator("prompt")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from manifest.models import AppManifest
+from manifest.models import MAX_INTERVAL_MINUTES, AppManifest
 
 SCHEMA_ID = "https://agent-heartbeats.dev/manifest.schema.json"
 
@@ -20,9 +20,17 @@ def manifest_json_schema() -> dict[str, Any]:
     heartbeat["cooldown_minutes"] = {
         "type": "integer",
         "minimum": 0,
+        "maximum": MAX_INTERVAL_MINUTES,
         "description": "Shorthand for cooldown_seconds = 60 * cooldown_minutes.",
     }
-    heartbeat["active_hours"] = {
+    for window in ("active_hours", "business_hours"):
+        heartbeat[window] = _window_or_shorthand(heartbeat[window])
+    return schema
+
+
+def _window_or_shorthand(field: dict[str, Any]) -> dict[str, Any]:
+    """An optional window field that also takes the "HH:MM-HH:MM" string the loader accepts."""
+    return {
         "anyOf": [
             {"$ref": "#/$defs/Window"},
             {"type": "string", "pattern": r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$",
@@ -30,9 +38,8 @@ def manifest_json_schema() -> dict[str, Any]:
             {"type": "null"},
         ],
         "default": None,
-        "description": heartbeat["active_hours"].get("description", ""),
+        "description": field.get("description", ""),
     }
-    return schema
 
 
 def manifest_json_schema_text() -> str:

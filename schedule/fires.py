@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from manifest.models import USER_TIMEZONE, HeartbeatSpec, SplitInterval, Window
+from manifest.models import MAX_COOLDOWN_SECONDS, USER_TIMEZONE, HeartbeatSpec, SplitInterval, Window
 from schedule.local_time import (
     DailyWindow,
     local_wall,
@@ -51,6 +51,12 @@ def _zone_name(window: Window | None, tenant_timezone: str) -> str:
     if window is not None and window.timezone != USER_TIMEZONE:
         return window.timezone
     return tenant_timezone or "UTC"
+
+
+def cooldown(heartbeat: HeartbeatSpec) -> timedelta:
+    """The heartbeat's cooldown, never longer than the 30 days validation allows: a spec built
+    without validation must not overflow `timedelta` and fail every computation that uses it."""
+    return timedelta(seconds=min(heartbeat.cooldown_seconds, MAX_COOLDOWN_SECONDS))
 
 
 def daily_window(window: Window) -> DailyWindow:
@@ -173,7 +179,7 @@ def next_fire(
         raise ValueError("after must be timezone-aware")
     lower = after.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
     if last_run is not None and heartbeat.cooldown_seconds:
-        lower = max(lower, last_run.astimezone(UTC) + timedelta(seconds=heartbeat.cooldown_seconds))
+        lower = max(lower, last_run.astimezone(UTC) + cooldown(heartbeat))
     horizon = lower + HORIZON
     found = [
         due

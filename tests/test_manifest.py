@@ -6,6 +6,7 @@ checks the reported line is that one, the field path, and the message.
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -83,6 +84,11 @@ INVALID = [
      "agents[0].heartbeats[0].cron", "is not a valid cron expression '61 * * * *'"),
     ("cron-four-fields", app(HB + '  schedule_type: cron\n  cron_expression: "0 9 * *" #!'),
      "agents[0].heartbeats[0].cron_expression", "must have 5 fields"),
+    ("cron-last-weekday", app(HB + '  schedule_type: cron\n  cron_expression: "0 9 * * L5" #!'),
+     "agents[0].heartbeats[0].cron_expression",
+     "is not a standard cron expression '0 9 * * L5': 'L5' in the day-of-week field"),
+    ("cron-range-to-last", app(HB + '  cron: "0 9 1-L * *" #!'),
+     "agents[0].heartbeats[0].cron", "'1-L' in the day-of-month field"),
     ("cron-never", app(HB + '  cron: "0 0 30 2 *" #!'),
      "agents[0].heartbeats[0].cron", "never matches a calendar date"),
     # A missing field is reported at the mapping that lacks it.
@@ -126,6 +132,10 @@ INVALID = [
      "agents[0].heartbeats[0].cooldown_seconds", "must be >= 0 (got -5)"),
     ("cooldown-minutes-negative", app(HB + "  interval_minutes: 60\n  cooldown_minutes: -1 #!"),
      "agents[0].heartbeats[0].cooldown_minutes", "must be a whole number of minutes >= 0 (got -1)"),
+    ("cooldown-too-large", app(HB + "  interval_minutes: 60\n  cooldown_seconds: 2592001 #!"),
+     "agents[0].heartbeats[0].cooldown_seconds", "must be at most 2592000 seconds (30 days) (got 2592001)"),
+    ("cooldown-minutes-too-large", app(HB + "  interval_minutes: 60\n  cooldown_minutes: 100000000000000 #!"),
+     "agents[0].heartbeats[0].cooldown_minutes", "must be at most 43200 minutes (30 days) (got 100000000000000)"),
     ("cooldown-both", app(HB + "  interval_minutes: 60\n  cooldown_seconds: 60\n  cooldown_minutes: 1 #!"),
      "agents[0].heartbeats[0].cooldown_minutes", "either cooldown_minutes or cooldown_seconds"),
     ("conversation-mode", app(HB + "  interval_minutes: 60\n  conversation_mode: shared #!"),
@@ -196,6 +206,24 @@ def test_every_problem_is_reported_not_just_the_first(tmp_path):
     assert {"interval_minutes", "model_tier", "conversation_mode"} <= paths
 
 
+def test_yaml_syntax_error_names_where_the_unclosed_mapping_opened():
+    text = "id: x\nagents:\n  - id: a\n    heartbeats:\n      - {slug: a, skill: _internal_app_records, tool: query\n      - slug: b\n"
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text, filename="x.yaml")
+    assert str(caught.value) == (
+        "x.yaml:6:13: (yaml): YAML syntax error: while parsing a flow mapping expected ',' or '}', but got ':'"
+        " (the flow mapping opened at line 5, column 9)"
+    )
+
+
+def test_yaml_syntax_error_found_where_it_began_says_the_place_once():
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest("id: sales\nagents: [\n  - id: a\n", filename="x.yaml")
+    assert str(caught.value) == (
+        "x.yaml:3:3: (yaml): YAML syntax error: while parsing a flow node expected the node content, but found '-'"
+    )
+
+
 def test_bom_is_rejected_with_a_reason():
     with pytest.raises(ManifestError, match="byte-order mark"):
         parse_manifest(b"\xef\xbb\xbf" + app(HB + "  interval_minutes: 60").encode(), filename="x.yaml")
@@ -262,6 +290,21 @@ def test_lenient_where_harmless():
     assert manifest.agents[0].heartbeats[0].time_of_day == "09:05"
 
 
+def test_cooldown_of_exactly_30_days_is_valid():
+    seconds = parse_manifest(app(HB + "  interval_minutes: 60\n  cooldown_seconds: 2592000"))
+    minutes = parse_manifest(app(HB + "  interval_minutes: 60\n  cooldown_minutes: 43200"))
+    assert seconds == minutes
+    assert seconds.agents[0].heartbeats[0].cooldown_seconds == 30 * 86_400
+
+
+@pytest.mark.parametrize("expression", [
+    "*/15 9-17 * * 1-5", "0 9 1,15 * *", "0 8-18/2 * JAN-MAR mon-fri", "30 6 * * SUN,sat", "0 0 * * 7",
+])
+def test_standard_cron_forms_are_valid(expression):
+    spec = parse_manifest(app(HB + f'  cron: "{expression}"')).agents[0].heartbeats[0]
+    assert spec.cron_expression == expression
+
+
 def test_prompt_of_exactly_8000_characters_is_valid():
     parse_manifest(app(HB + "  interval_minutes: 60\n  prompt: " + "x" * 8000))
 
@@ -270,6 +313,19 @@ def test_schema_file_is_current():
     assert (ROOT / "manifest.schema.json").read_text() == manifest_json_schema_text(), (
         "manifest.schema.json is stale: run `make schema`"
     )
+
+
+@pytest.mark.parametrize("field", ["active_hours", "business_hours"])
+def test_schema_accepts_the_window_shorthand_the_loader_accepts(field):
+    # jsonschema is not a dependency: check the property's string form against the shorthand.
+    parse_manifest(app(HB + '  interval_minutes: {business_hours: 15, overnight: 120}\n'
+                            '  business_hours: "09:00-17:00"\n  active_hours: "09:00-17:00"'))
+    schema = json.loads(manifest_json_schema_text())
+    forms = schema["$defs"]["HeartbeatSpec"]["properties"][field]["anyOf"]
+    strings = [form for form in forms if form.get("type") == "string"]
+    assert strings and all(re.search(form["pattern"], "09:00-17:00") for form in strings)
+    assert not any(re.search(form["pattern"], "09:00") for form in strings)
+    assert {"$ref": "#/$defs/Window"} in forms and {"type": "null"} in forms
 
 
 def test_manifest_round_trips_through_json():

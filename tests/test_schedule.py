@@ -134,6 +134,16 @@ def test_cooldown_counts_from_the_last_run_not_the_grid():
     assert due == utc("2026-11-22T00:14:56Z")
 
 
+def test_cooldown_beyond_30_days_is_treated_as_30_days():
+    # Validation refuses such a cooldown; a spec built without validation must still not overflow.
+    spec = heartbeat(interval_minutes=60).model_copy(update={"cooldown_seconds": 10**14})
+    last_run = utc("2026-11-22T00:09:56Z")
+    due = next_fire(spec, tenant_id="demo", after=last_run, last_run=last_run)
+    assert due == last_run + timedelta(days=30)
+    assert upcoming_fires(spec, tenant_id="demo", after=utc("2026-11-22T00:00:00Z"), count=2) == [
+        last_run, last_run + timedelta(days=30)]
+
+
 def test_fractional_after_is_strict():
     spec = heartbeat(interval_minutes=60)
     assert next_fire(spec, tenant_id="demo", after=utc("2026-11-22T00:09:55.999Z")) == utc("2026-11-22T00:09:56Z")

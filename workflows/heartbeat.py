@@ -60,8 +60,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from contract.search_attributes import SA_FAILURE_COUNT, SA_STATUS
     from contract.vocabulary import Status, Trigger, iso_utc
-    from manifest.models import MAX_COOLDOWN_SECONDS
     from schedule import next_fire
+    from schedule.fires import cooldown
     from workflows.activity_options import AGENT_ACTIVITY, STORE_ACTIVITY
     from workflows.failures import error_text, error_type, excerpt, is_cancellation
     from workflows.turn import AgentTurn, run_agent_turn
@@ -305,9 +305,8 @@ class HeartbeatWorkflow:
             workflow.logger.warning("vision loop of %s not woken: %s", tick.agent, failure)
 
     def _in_cooldown(self, due: datetime) -> bool:
-        # Validation bounds the cooldown; the clamp keeps any value that reaches here representable.
-        cooldown = min(self._config.heartbeat.cooldown_seconds, MAX_COOLDOWN_SECONDS)
-        return bool(cooldown and self._last_run and due - self._last_run < timedelta(seconds=cooldown))
+        spacing = cooldown(self._config.heartbeat)  # clamped: any value that reaches here is representable
+        return bool(spacing and self._last_run and due - self._last_run < spacing)
 
     def _record_success(self) -> None:
         if self._failure_count:
