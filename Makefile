@@ -20,7 +20,10 @@ demo: $(STAMP)
 server: $(STAMP)
 	$(BIN)/heartbeats server
 
+# The house rules first (seconds), then every test.
 test: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 schema: $(STAMP)

@@ -51,12 +51,12 @@ import worker as product_worker  # noqa: E402
 from activities.heartbeat_activities import HeartbeatActivities  # noqa: E402
 from bench_workflows import ScheduledTickWorkflow  # noqa: E402
 from client.local_server import DevServerConfig, running_dev_server_async  # noqa: E402
-from contract.heartbeat import HeartbeatConfig, HeartbeatInput, HeartbeatState
-from contract.messages import PrefilterRequest, PrefilterResult
-from contract.names import PREFILTER, TASK_QUEUE
+from contract.heartbeat import HeartbeatConfig, HeartbeatInput, HeartbeatState  # noqa: E402
+from contract.messages import PrefilterRequest, PrefilterResult  # noqa: E402
+from contract.names import PREFILTER, TASK_QUEUE  # noqa: E402
 from manifest.models import AppManifest, HeartbeatSpec  # noqa: E402
 from schedule.fires import tenant_salt  # noqa: E402
-from skills.catalog import default_registry
+from skills.catalog import default_registry  # noqa: E402
 from store import open_store  # noqa: E402
 from workflows.heartbeat import HeartbeatWorkflow  # noqa: E402
 
@@ -85,9 +85,9 @@ def proc_rss_mib(pid: int) -> float:
 
 
 def machine_facts() -> dict[str, Any]:
-    mem_kib = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
+    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
     import temporalio
 
     temporal_bin = product_worker  # noqa: F841 - keep import used
@@ -321,7 +321,7 @@ async def tick_step(folder: Path, variant: str, rate: float, window: float, *, s
             poller.cancel()
         if warm:
             await warm
-        seen = env.probe.seen([(c.workflow_id, due) for c, (_, due) in zip(configs, chosen)])
+        seen = env.probe.seen([(c.workflow_id, due) for c, (_, due) in zip(configs, chosen, strict=True)])
         lateness = [start - due for due, start in seen.values()]
         breakdown = await lateness_breakdown(env, configs, seen) if ours else {}
         if history_out is not None and ours:
@@ -339,7 +339,7 @@ def heartbeat_starts(env: Env, configs: list[HeartbeatConfig], dues: list[float]
         HeartbeatWorkflow.run,
         HeartbeatInput(config=c, state=HeartbeatState(last_due=datetime.fromtimestamp(due - 1, UTC))),
         id=c.workflow_id, task_queue=TASK_QUEUE)
-        for c, due in zip(configs, dues)]
+        for c, due in zip(configs, dues, strict=True)]
 
 
 async def warm_round(env: Env, configs: list[HeartbeatConfig], dues: list[float], ahead: float) -> None:
@@ -347,7 +347,7 @@ async def warm_round(env: Env, configs: list[HeartbeatConfig], dues: list[float]
     Each runs a tick (pre-filter, receipt) and re-arms the timer for `due` in that tick's workflow
     task, as the previous tick of a long-lived heartbeat does, under the same load."""
     pending = []
-    for c, due in sorted(zip(configs, dues), key=lambda pair: pair[1]):
+    for c, due in sorted(zip(configs, dues, strict=True), key=lambda pair: pair[1]):
         await asyncio.sleep(max(0.0, due - ahead - time.time()))
         pending.append(asyncio.create_task(env.client.get_workflow_handle(c.workflow_id).signal(HeartbeatWorkflow.run_now)))
     await asyncio.gather(*pending)
@@ -396,7 +396,7 @@ async def poll_loop(env: Env, folder: Path, chosen: list[tuple[str, float]], con
     db.execute("CREATE TABLE due (id TEXT PRIMARY KEY, idx INTEGER, next_due REAL)")
     db.execute("CREATE INDEX due_next ON due (next_due)")
     db.executemany("INSERT INTO due VALUES (?, ?, ?)", [(c.workflow_id, i, d) for i, ((_, d), c) in
-                                                        enumerate(zip(chosen, configs))])
+                                                        enumerate(zip(chosen, configs, strict=True))])
     db.commit()
     while time.time() < until:
         now = time.time()
@@ -646,7 +646,7 @@ def pragma_rerun() -> dict[str, Any]:
 
 def table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

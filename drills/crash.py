@@ -125,7 +125,7 @@ async def drill_restart_server(rig: Rig, heartbeats: dict[str, str]) -> DrillRes
     await rig.start_server()
     rig.provider.reset()
     rig.provider.fallback = text_reply("HEARTBEAT_OK")
-    for tenant, heartbeat in heartbeats.items():
+    for heartbeat in heartbeats.values():
         described = await rig.client.get_workflow_handle(heartbeat).describe()
         if described.status is None or described.status.name != "RUNNING":
             result.problems.append(f"{heartbeat} is {described.status} after the restart")

@@ -162,7 +162,7 @@ async def test_cooldown_skips_grid_points_with_a_receipt(env, store):
                 if d <= started + timedelta(hours=1)]
     assert ran == expected
     assert len(skipped) == len(got) - len(ran) and skipped  # every other grid point or so
-    assert all(b - a >= timedelta(seconds=720) for a, b in zip(ran, ran[1:]))
+    assert all(b - a >= timedelta(seconds=720) for a, b in zip(ran, ran[1:], strict=False))
 
 
 async def test_after_an_outage_exactly_one_catch_up_tick_then_the_grid(env, store):

@@ -147,7 +147,7 @@ GENERATED = {
     + b"# padding padding padding padding padding padding padding padding padding padding\n" * 130_000,
     "non-utf8": b"# expect: (file): not UTF-8 text (byte 0xff\nid: sales\nname: \xff\xfe #!\n" + VALID_TAIL[10:],
     "latin1-name": b"# expect: (file): not UTF-8 text (byte 0xe9\nid: sales\nname: caf\xe9 #!\n" + VALID_TAIL[10:],
-    "utf16": "# expect: (file): not UTF-8 text\n".encode() + VALID_TAIL.decode().encode("utf-16"),
+    "utf16": b"# expect: (file): not UTF-8 text\n" + VALID_TAIL.decode().encode("utf-16"),
     "bom": b"\xef\xbb\xbf# expect: (file): byte-order mark\n" + VALID_TAIL,
     "nul-bytes": b"# expect: (file): NUL bytes\n" + VALID_TAIL + b"\x00\n",
     "alias-bomb-huge": big_alias_bomb(),

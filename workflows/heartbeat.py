@@ -16,7 +16,6 @@ contracts are pure modules passed through the sandbox (their zoneinfo objects ar
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -198,7 +197,7 @@ class HeartbeatWorkflow:
                     timeout=None if due is None else due - workflow.now(),
                     timeout_summary=f"next tick {iso_utc(due)}" if due else None,
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return "schedule", due  # type: ignore[return-value]
 
     def _compute_next_due(self) -> datetime | None:
