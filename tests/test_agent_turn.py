@@ -169,6 +169,33 @@ async def test_escalation_is_substantive_and_wakes_the_vision_loop(store, provid
 
 
 @pytest.mark.parametrize("api", APIS)
+async def test_a_vision_phase_runs_the_tools_it_asks_for(store, provider, api):
+    """A vision phase is a durable turn: the tool the model asks for runs as an activity, its result
+    goes back to the model, and the phase's answer is the reply after it (not an empty plan)."""
+    await install_app(store, api)
+    manifest = parse_manifest(WEEKLY_MANIFEST)
+    script(provider, api,
+           text_reply("Signups are off pace. <escalate-to-vision/>"),
+           tool_reply(("call_v1", "records__query", {"record_type": "kpi"})),
+           text_reply("Assessment: signups at 182 of 250."),
+           text_reply("Plan: 1. fix the funnel."),
+           text_reply("Act now: brief the team."))
+    async with time_skipping_env() as env, running_worker(env.client, store):
+        handle = await start(env.client, manifest)
+        await handle.signal(HeartbeatWorkflow.run_now)
+        await newest_receipts(store, 1)
+        await env.sleep(timedelta(seconds=45))
+    _, asked, answered, *_ = provider.requests_to(api)
+    assert tool_names(api, asked.body) >= {"records__query", "email__send"}  # the agent's tools are offered
+    [(call_id, content)] = tool_results(api, answered.body)
+    assert call_id == "call_v1" and "182" in content
+    [plan] = jsonable(await store.memory.query(tenant=TENANT, app="marketing", agent="cmo", kind="vision_plan",
+                                               now=datetime.now(UTC)))
+    assert plan["content"] == "Plan: 1. fix the funnel."
+    assert plan["data"]["assess"] == "Assessment: signups at 182 of 250."
+
+
+@pytest.mark.parametrize("api", APIS)
 async def test_401_fails_each_tick_and_the_fifth_disables(store, provider, monkeypatch, api):
     monkeypatch.setenv("OPENAI_API_KEY" if api == "openai" else "ANTHROPIC_API_KEY", "wrong-key-0123456789")
     manifest = await install_app(store, api)

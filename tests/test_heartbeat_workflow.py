@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput, HeartbeatState, HeartbeatStatusView
 from contract.names import TASK_QUEUE
+from contract.vocabulary import iso_utc
 from manifest.models import HeartbeatSpec
 from schedule import upcoming_fires
 from skills.catalog import default_registry
@@ -271,6 +272,28 @@ async def test_reconfigure_changes_the_cadence_in_place(env, store):
         got = (await receipts(store, handle))[before:]
     assert len(got) == 6  # every 10 minutes now
     assert (await handle.describe()).run_id == run_id  # in place, same run
+
+
+async def test_a_shorter_interval_takes_effect_from_the_next_due_time_not_at_once(env, store):
+    """60 -> 10 minutes, 50 minutes after a tick: the 10-minute grid points since that tick are not
+    owed. The next tick is the new grid's first point after the reconfigure, and none runs at once."""
+    async with running_worker(env.client, store):
+        handle = await start(env.client, spec(interval_minutes=60))
+        hourly = upcoming_fires(spec(interval_minutes=60), tenant_id=TENANT,
+                                after=(await handle.describe()).start_time, count=2)
+        await sleep_until(env, hourly[0] + timedelta(minutes=50))
+        assert [at(r) for r in await receipts(store, handle)] == [hourly[0]]
+        faster = spec(interval_minutes=10)
+        reconfigured_at = await env.get_current_time()
+        await handle.signal(HeartbeatWorkflow.reconfigure, HeartbeatConfig(
+            tenant=TENANT, app="marketing", agent="cmo", tenant_timezone="Europe/Berlin", heartbeat=faster))
+        await env.sleep(timedelta(seconds=5))
+        assert [at(r) for r in await receipts(store, handle)] == [hourly[0]]  # nothing ran at once
+        [next_due] = upcoming_fires(faster, tenant_id=TENANT, after=reconfigured_at, count=1)
+        assert (await status(handle)).next_run == iso_utc(next_due)
+        await sleep_until(env, next_due + timedelta(seconds=30))
+        got = await receipts(store, handle)
+    assert [at(r) for r in got] == [hourly[0], next_due]
 
 
 async def test_continue_as_new_carries_state(env, store):

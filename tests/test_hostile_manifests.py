@@ -220,6 +220,23 @@ def test_install_of_every_hostile_file_installs_nothing(tmp_path, cli_env):
     assert installed_apps(cli_env) == []
 
 
+def test_validate_refuses_every_hostile_file_that_install_refuses(tmp_path):
+    """`validate` runs every check `install` runs that needs no server: the registry's refusals
+    (a HIGH-risk pre-filter, an unregistered skill) too, with the same file:line:col line."""
+    runner = CliRunner()
+    for case in CASES:
+        result = runner.invoke(cli, ["validate", str(case.file)])
+        assert result.exit_code == 1, f"{case.file.name}: {result.output}"
+        pattern = re.compile(rf"{re.escape(str(case.file))}:(\d+):\d+: (\S+): (.*)")
+        located = [m for m in map(pattern.fullmatch, result.output.splitlines()) if m]
+        assert any(path_matches(case.path, m[2]) and case.message in m[3] for m in located), \
+            f"{case.file.name}: {result.output}"
+        if case.line is not None:
+            assert any(int(m[1]) == case.line for m in located), f"{case.file.name}: {result.output}"
+        assert ": ok," not in result.output
+    assert any(case.stage == "expect-install" for case in CASES)
+
+
 # --- bad CLI input -----------------------------------------------------------------------------
 
 VALID_FILE = Path(__file__).resolve().parent.parent / "manifests" / "sales.yaml"

@@ -172,3 +172,19 @@ def test_preview_invalid_manifest(runner, tmp_path):
     result = runner.invoke(cli, ["preview", str(path), "--tenant", "demo"])
     assert result.exit_code == 1
     assert "interval_minutes: must be between 5 and 43200 (got 2)" in result.output
+
+
+def test_output_that_is_not_a_terminal_is_never_cut(runner, tmp_path):
+    """Through a pipe (the runner is not a terminal) every cell of a table is whole: an id of 63
+    characters per part, and the local-time column, all on the row's one line."""
+    long = "a" + "b" * 62
+    text = VALID.replace("id: ops", f"id: {long}").replace("- id: watcher", f"- id: {long}").replace(
+        "slug: nightly", f"slug: {long}")
+    path = write(tmp_path, "long.yaml", text)
+    result = runner.invoke(cli, ["preview", str(path), "--tenant", "acme", "--timezone", "UTC",
+                                 "--from", "2026-03-28T00:00:00Z", "--count", "2"])
+    assert result.exit_code == 0, result.output
+    name = f"{long}/{long}/{long}"
+    [row] = [line for line in result.output.splitlines() if name in line]
+    assert "2026-03-28T02:30:00Z" in row and "Sat 2026-03-28 02:30:00 UTC (UTC)" in row
+    assert "…" not in result.output

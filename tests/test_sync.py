@@ -749,6 +749,35 @@ async def test_uninstall_cancels_listed_and_manifest_workflows_but_not_another_a
             assert described.status == WorkflowExecutionStatus.RUNNING and described.run_id != old_run
 
 
+async def test_uninstall_ends_the_apps_vision_loops_and_not_another_apps(env: Installer) -> None:
+    """A vision loop still waiting on an escalation would make premium calls after its app is gone.
+    Found by the stored manifest's agents and by visibility (an agent removed long ago); an app whose
+    id shares a prefix (`sales2`) keeps its own."""
+    from contract.names import SIGNAL_ESCALATE, vision_workflow_id
+    from contract.vision import VisionInput
+    from tests.temporal_env import running_worker
+
+    await env.install(quiet_manifest(agents={"a": ["one"]}))
+    await env.install(quiet_manifest("sales2", {"a": ["one"]}))
+    loops = {agent_app: vision_workflow_id(env.tenant, agent_app[1], agent_app[0])
+             for agent_app in (("a", "sales"), ("gone", "sales"), ("a", "sales2"))}
+    for (agent, app), workflow_id in loops.items():
+        env.by_hand.add(workflow_id)
+        await env.client.start_workflow(
+            "VisionWorkflow", VisionInput(tenant=env.tenant, app=app, agent=agent), id=workflow_id,
+            task_queue="heartbeats", start_signal=SIGNAL_ESCALATE, start_signal_args=["off pace"])
+    query = temporal_calls.vision_query(env.tenant, "sales")
+    await until(lambda: temporal_calls.running_ids(env.client, query), lambda ids: len(ids) == 2)
+    async with running_worker(env.client, env.store):
+        result = await uninstall_app(env.recorded, env.store, tenant=env.tenant, app="sales")
+        ended = [loops["a", "sales"], loops["gone", "sales"]]
+        assert set(ended) <= set(result.cancelled)
+        for workflow_id in ended:
+            status = await until(lambda w=workflow_id: env.status(w), lambda s: s == WorkflowExecutionStatus.CANCELED)
+            assert status == WorkflowExecutionStatus.CANCELED, workflow_id
+    assert await env.status(loops["a", "sales2"]) == WorkflowExecutionStatus.RUNNING
+
+
 # The server answers a cancel request for a workflow that is already closed with success (NotFound
 # only for an id it never saw: temporalio/api#183). Uninstall must neither cancel such a workflow
 # again nor report it as cancelled. (A fake client answering NOT_FOUND once hid this.)
