@@ -4,8 +4,9 @@
 A heartbeat on the time-skipping server runs one run-now tick through the durable agent turn, with
 the real OpenAI SDK talking to the loopback provider server: an LLM call asking for a tool, the tool
 call, a second LLM call whose reply escalates to vision. The woken VisionWorkflow then runs its
-assess → plan → act pass. Both histories are written to tests/histories/ (heartbeat_agent_turn,
-vision_pass). Re-record only on purpose: a replay failure means running workflows break.
+assess → plan → act pass, whose assess phase asks for a tool too. Both histories are written to
+tests/histories/ as heartbeat_agent_turn.v2 and vision_pass.v2. Earlier code's recordings (no
+suffix) stay: every one must keep replaying. Re-record only on purpose, under a new suffix.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.temporal_env import running_worker, time_skipping_env
 from workflows.heartbeat import HeartbeatWorkflow
 
 OUT = Path(__file__).parent / "histories"
+SUFFIX = "v2"  # vision phases as durable turns (workflow.patched "vision-phases-are-turns")
 MANIFEST = """\
 id: marketing
 agents:
@@ -48,6 +50,7 @@ async def record() -> None:
         provider.script_openai(
             tool_reply(("call_1", "records__query", {"record_type": "kpi"})),
             text_reply("Signups are 27% under target. <escalate-to-vision/>"),
+            tool_reply(("call_v1", "records__query", {"record_type": "kpi"})),
             text_reply("Assessment: the funnel broke."), text_reply("Plan: 1. fix the page."),
             text_reply("Act: brief the team."))
         store = await open_store(f"sqlite:///{folder}/h.db")
@@ -75,7 +78,7 @@ async def record() -> None:
                 history = await target.fetch_history()
                 text = history.to_json()
                 assert "recording-key" not in text
-                (OUT / f"{name}.json").write_text(text)
+                (OUT / f"{name}.{SUFFIX}.json").write_text(text)
                 print(f"wrote {name}: {len(history.events)} events")
             await handle.cancel()
             await vision.cancel()

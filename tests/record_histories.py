@@ -2,7 +2,8 @@
 
 One heartbeat on the time-skipping server goes through several scheduled ticks, a failure, a
 run-now, a reconfigure, a pause/resume and a continue-as-new; both runs' histories are written
-to tests/histories/. Re-record only on purpose: a replay failure means running workflows break.
+to tests/histories/ as heartbeat_run_1.v2 and heartbeat_run_2.v2. Earlier code's recordings (no
+suffix) stay: every one must keep replaying. Re-record only on purpose, under a new suffix.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.temporal_env import running_worker, time_skipping_env
 from workflows.heartbeat import HeartbeatWorkflow
 
 OUT = Path(__file__).parent / "histories"
+SUFFIX = "v2"  # a reconfigure takes effect from the next due time (workflow.patched "reconfigure-from-now")
 
 
 async def record() -> None:
@@ -63,7 +65,7 @@ async def record() -> None:
             assert second_run != first_run, "the scenario should continue as new"
             for name, run_id in (("heartbeat_run_1", first_run), ("heartbeat_run_2", second_run)):
                 history = await env.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
-                (OUT / f"{name}.json").write_text(history.to_json())
+                (OUT / f"{name}.{SUFFIX}.json").write_text(history.to_json())
                 print(f"wrote {name}: {len(history.events)} events")
             await handle.cancel()
         await store.close()
