@@ -87,7 +87,8 @@ class HeartbeatActivities:
 
     @activity.defn(name=AGENT_TURN)
     async def agent_turn(self, request: AgentTurnRequest) -> AgentReply:
-        """One agent turn over the pre-filter rows (the offline agent until providers land)."""
+        """A whole agent turn in one activity: only ticks that began before the durable turn (each LLM
+        and tool call its own activity) still schedule it; the deterministic offline agent answers."""
         reply = offline_reply(request)
         activity.logger.info(
             "agent %s (%s) for %s: %s/%s, %d rows in, %d chars out",

@@ -1,4 +1,4 @@
-"""The pre-filter (seeds/004, "Pre-filter sources"): the cheap, zero-LLM look that decides whether
+"""The pre-filter: the cheap, zero-LLM look that decides whether
 a tick wakes the agent.
 
 Three sources:

@@ -391,7 +391,7 @@ async def lateness_breakdown(env: Env, configs: list[HeartbeatConfig], seen: dic
 
 async def poll_loop(env: Env, folder: Path, chosen: list[tuple[str, float]], configs: list[HeartbeatConfig],
                     until: float) -> None:
-    """seeds/004's TenantScheduler: a due-rows table, polled every 15 s; each due row starts a short workflow."""
+    """A tenant scheduler: a due-rows table, polled every 15 s; each due row starts a short workflow."""
     db = sqlite3.connect(folder / f"poller-{uuid.uuid4().hex[:4]}.db")
     db.execute("CREATE TABLE due (id TEXT PRIMARY KEY, idx INTEGER, next_due REAL)")
     db.execute("CREATE INDEX due_next ON due (next_due)")

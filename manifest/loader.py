@@ -29,7 +29,7 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 50_000
 MAX_DEPTH = 64
 
-# Shorthand keys (seeds/000) that stand in the file for the canonical field pydantic names.
+# Shorthand keys that stand in the file for the canonical field pydantic names.
 SHORTHAND_FOR = {"cron_expression": "cron", "cooldown_seconds": "cooldown_minutes"}
 SHORTHAND_KEYS = {HeartbeatSpec: ("cron", "cooldown_minutes")}
 

@@ -1,6 +1,6 @@
 """The app manifest: agents and their heartbeats, as pydantic v2 models.
 
-Every rule of the heartbeat field reference (seeds/004) is enforced here, so a manifest that
+Every rule of the heartbeat field reference (docs/manifest.md) is enforced here, so a manifest that
 validates can be scheduled. Cross-field rules raise `problem(...)` errors that carry the exact
 field they are about (`at`), so the loader can point at the right line of the YAML file.
 
@@ -185,7 +185,7 @@ class Window(_Model):
     @model_validator(mode="before")
     @classmethod
     def _from_shorthand(cls, data: Any) -> Any:
-        # seeds/000 writes `active_hours: "08:00-18:00"`: same window, in the tenant's zone.
+        # The shorthand `active_hours: "08:00-18:00"`: the same window, in the tenant's zone.
         if isinstance(data, str):
             start, sep, end = data.partition("-")
             if not sep:
@@ -221,7 +221,7 @@ class Window(_Model):
 
 
 class SplitInterval(_Model):
-    """Business-hours / overnight cadence of seeds/003, e.g. {business_hours: 15, overnight: 120}."""
+    """A business-hours / overnight cadence, e.g. {business_hours: 15, overnight: 120}."""
 
     business_hours: IntervalMinutes = Field(description="Minutes between ticks inside the window.")
     overnight: IntervalMinutes = Field(description="Minutes between ticks outside the window.")
@@ -301,7 +301,7 @@ def cron_for_calendar(time_of_day: str, day_of_week: int | None) -> str:
 
 
 class HeartbeatSpec(_Model):
-    """One recurring routine of an agent (the field reference of seeds/004)."""
+    """One recurring routine of an agent: where it looks, when it runs, how it wakes the agent."""
 
     slug: Identifier = Field(description="Unique per agent; lowercase, letter-first.")
     skill: str = Field(
@@ -348,7 +348,7 @@ class HeartbeatSpec(_Model):
     model_tier: ModelTier = Field(default="cheap")
     prompt: str = Field(default="", description="Per-tick instruction, at most 8000 characters.")
 
-    # seeds/000 shorthand -> canonical fields
+    # shorthand -> canonical fields
     @model_validator(mode="before")
     @classmethod
     def _expand_shorthand(cls, data: Any) -> Any:

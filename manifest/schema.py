@@ -11,7 +11,7 @@ SCHEMA_ID = "https://agent-heartbeats.dev/manifest.schema.json"
 
 
 def manifest_json_schema() -> dict[str, Any]:
-    """JSON Schema of the manifest, shorthand forms of seeds/000 included."""
+    """JSON Schema of the manifest, the shorthand forms (cron:, cooldown_minutes:, "HH:MM-HH:MM") included."""
     schema = AppManifest.model_json_schema(mode="validation")
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
     heartbeat = schema["$defs"]["HeartbeatSpec"]["properties"]

@@ -1,4 +1,4 @@
-"""The agent reply protocol (seeds/004): HEARTBEAT_OK suppression and vision escalation. Pure."""
+"""The agent reply protocol: HEARTBEAT_OK suppression and vision escalation. Pure."""
 
 from reply.protocol import (
     ESCALATE_TO_VISION,

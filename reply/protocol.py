@@ -1,4 +1,4 @@
-"""The heartbeat reply protocol of seeds/004: `HEARTBEAT_OK` suppression and `<escalate-to-vision/>`.
+"""The heartbeat reply protocol: `HEARTBEAT_OK` suppression and `<escalate-to-vision/>`.
 
 Pure: no I/O, no Temporal imports (workflows and activities both import it).
 

@@ -1,4 +1,4 @@
-"""When a heartbeat is due: the exact schedule semantics of DESIGN.md as pure functions.
+"""When a heartbeat is due: the exact schedule semantics (docs/manifest.md, "Schedule semantics") as pure functions.
 
 A heartbeat's due times come from one or two *sources* of candidate instants (a salted interval
 grid, or a cron expression read as local wall time; daily and weekly are cron expressions too).

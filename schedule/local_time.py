@@ -1,4 +1,4 @@
-"""Wall-clock time in a zone, with the DST rules of DESIGN.md, and daily windows over it.
+"""Wall-clock time in a zone, with the platform's DST rules, and daily windows over it.
 
 All instants here are timezone-aware UTC datetimes with whole seconds. Pure: no I/O beyond the
 IANA database that `zoneinfo` reads (shipped by the tzdata package), no Temporal imports.
@@ -23,7 +23,7 @@ def zone(name: str) -> ZoneInfo:
 def wall_to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
     """The instant a naive local wall time names in `tz`.
 
-    fold=0 gives exactly the DESIGN.md rules: a time inside a spring-forward gap takes the offset
+    fold=0 gives exactly the platform's DST rules: a time inside a spring-forward gap takes the offset
     from before the gap, so 02:30 in a 02:00-03:00 gap lands at 03:30; a time that occurs twice
     (autumn) resolves to its first occurrence.
     """

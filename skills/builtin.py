@@ -138,7 +138,7 @@ def kv_skill() -> Skill:
     key = {"type": "string", "description": "e.g. 'lead:42'"}
     return Skill(
         name="kv",
-        description="The app's key-value store (ctx.kv of seeds/000): any JSON value under a string key.",
+        description="The app's key-value store: any JSON value under a string key.",
         tools={
             "get": ToolSpec(
                 name="get",

@@ -10,8 +10,8 @@ callable returning a Skill or a list of Skills), and the modules named in HEARTB
 (comma-separated; each exposes `SKILLS` or `skills()`). `default_registry()` loads both.
 
 Risk levels: LOW tools only read; MEDIUM tools change the app's own data; HIGH tools have effects
-outside the platform (mail, posts, payments). Heartbeat pre-filters may call LOW tools only (seeds/004:
-"the platform default-denies non-LOW tools to prevent heartbeat side-effects").
+outside the platform (mail, posts, payments). Heartbeat pre-filters may call LOW tools only: the
+platform denies every other tool there by default, so a heartbeat's look never has a side effect.
 
 A tool's handler gets a `SkillContext` that names the tenant, app and agent of the call; the built-in
 handlers only ever touch that tenant's and app's data. Nothing here imports the store or SQLAlchemy

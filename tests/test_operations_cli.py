@@ -246,7 +246,7 @@ BROKEN = "heartbeat:acme:sales:outreach:broken"
 
 async def test_list_status_runs_and_signals_on_a_real_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with Harness(tmp_path, monkeypatch) as h:
-        # list --json: every field of DESIGN.md, answered by the workflows.
+        # list --json: every field of the status view, answered by the workflows.
         views = await wait_for(lambda: _listed(2))
         assert [v["id"] for v in views] == [BROKEN, GOOD]
         assert all(list(v) == FIELDS for v in views)

@@ -1,4 +1,4 @@
-"""The reply protocol of seeds/004, as one table: (reply, suppressed, escalated)."""
+"""The reply protocol, as one table: (reply, suppressed, escalated)."""
 
 from __future__ import annotations
 

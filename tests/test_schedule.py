@@ -1,4 +1,4 @@
-"""The schedule semantics of DESIGN.md, pinned as one table of aware datetimes.
+"""The schedule semantics, pinned as one table of aware datetimes.
 
 Every expected time was worked out by hand from the rules, not read back from the code:
 the salt of tenant "demo" is sha256("demo")[:8] % 600 = 596 s (% 300 = 296 s), of "acme" 72 s.
