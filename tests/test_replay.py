@@ -7,11 +7,13 @@ Histories are recorded by `python -m tests.record_histories` and `python -m test
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadConverter
 from temporalio.worker import Replayer
 
 from worker import WORKFLOWS, workflow_runner
@@ -39,3 +41,36 @@ async def test_history_replays(path: Path):
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=workflow_runner(sandboxed=True))
     await replayer.replay_workflow(history)
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
+
+
+def documented_summaries() -> list[tuple[str, re.Pattern[str]]]:
+    """The summaries docs/operations.md lists, each as a pattern (`<...>` stands for any value)."""
+    text = DOCS.read_text().split("<!-- summaries -->")[1].split("<!-- /summaries -->")[0]
+    forms = re.findall(r"^\| `([^`]+)` \|", text, flags=re.MULTILINE)
+    return [(form, re.compile("".join(".+" if part.startswith("<") else re.escape(part)
+                                      for part in re.split(r"(<[^>]+>)", form)))) for form in forms]
+
+
+def recorded_summaries() -> set[str]:
+    """Every timer and activity summary in the histories this code recorded (`.v2`)."""
+    converter = PayloadConverter.default
+    found: set[str] = set()
+    for path in HISTORIES:
+        if not path.stem.endswith(".v2"):
+            continue
+        for event in WorkflowHistory.from_json(path.stem, path.read_text()).events:
+            if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):
+                found.add(converter.from_payloads([event.user_metadata.summary])[0])
+    return found
+
+
+def test_the_documented_summaries_are_the_ones_the_workflows_set():
+    forms = documented_summaries()
+    recorded = recorded_summaries()
+    undocumented = [summary for summary in recorded if not any(p.fullmatch(summary) for _, p in forms)]
+    assert undocumented == [], "summaries the workflows set that docs/operations.md does not list"
+    unseen = [form for form, pattern in forms if not any(pattern.fullmatch(summary) for summary in recorded)]
+    assert unseen == [], "summaries docs/operations.md lists that no recorded history shows"

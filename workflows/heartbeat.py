@@ -257,7 +257,8 @@ class HeartbeatWorkflow:
                 self._record_success()
                 return
             agent = f"agent {config.agent} ({spec.model_tier})"
-            summary = f"prefilter {source} → {len(found.rows)} rows · {agent}"
+            rows = f"{len(found.rows)} row" + ("s" if len(found.rows) != 1 else "")
+            summary = f"prefilter {source} → {rows} · {agent}"
             if workflow.patched(PATCH_DURABLE_TURN):
                 reply = await run_agent_turn(AgentTurn(
                     tick=tick, prompt=spec.prompt, rows=found.rows, truncated=found.truncated,

@@ -56,13 +56,17 @@ class AgentTurn:
     purpose: Literal["tick", "vision"] = "tick"
     # Unique per turn of the workflow: tool calls' idempotency keys are "{turn_id}/{step}/{index}".
     turn_id: str = ""
-    summary: str = ""  # the first LLM activity's summary in the web UI
+    # What the web UI shows: `label` names the turn's LLM calls ("agent cmo (cheap)"; later steps
+    # add "step N"); `summary`, when given, is shown for the first call instead.
+    label: str = ""
+    summary: str = ""
 
 
 async def run_agent_turn(turn: AgentTurn) -> AgentReply:
     """Run the turn to the model's final reply; ApplicationError `max_steps` / `token_cap` otherwise."""
     tick = turn.tick
     turn_id = turn.turn_id or f"{tick.heartbeat_id}/{tick.tick_id}"
+    label = turn.label or f"agent {tick.agent} ({turn.model_tier})"
     messages: list[ChatMessage] = []
     tokens_in = tokens_out = 0
     definition: str | None = None
@@ -74,8 +78,7 @@ async def run_agent_turn(turn: AgentTurn) -> AgentReply:
                              turn=[message.model_dump(mode="json") for message in messages],
                              definition=definition, purpose=turn.purpose),
             result_type=AgentStepResult,
-            summary=turn.summary if step == 0 and turn.summary else
-            f"agent {tick.agent} ({turn.model_tier}) step {step + 1}",
+            summary=turn.summary if step == 0 and turn.summary else label if step == 0 else f"{label} step {step + 1}",
             **AGENT_ACTIVITY,
         )
         definition = definition or response.definition

@@ -104,7 +104,7 @@ class VisionWorkflow:
                 reply = await run_agent_turn(AgentTurn(
                     tick=tick, prompt=_phase_prompt(template, reasons, outputs), model_tier="premium",
                     conversation_mode="isolated", purpose="vision", turn_id=f"{vision_id}/{tick.tick_id}/{phase}",
-                    summary=f"vision {input.agent} {phase} (premium)"))
+                    label=f"vision {input.agent} {phase} (premium)"))
                 outputs[phase] = reply.text
                 provider, model = reply.provider, reply.model
             await self._record_plan(input, tick, outputs, provider, model)
