@@ -14,19 +14,10 @@ from store.models import Record, Tenant
 from store.store import Areas
 
 
-async def set_tenant(
-    store: Areas,
-    *,
-    tenant: str,
-    timezone: str | None = None,
-    provider: str | None = None,
-    model_cheap: str | None = None,
-    model_standard: str | None = None,
-    model_premium: str | None = None,
-) -> Tenant:
-    """Create the tenant or change the settings given (the others keep their value)."""
-    return await store.tenants.upsert(tenant=tenant, timezone=timezone, provider=provider, model_cheap=model_cheap,
-                                      model_standard=model_standard, model_premium=model_premium)
+async def set_tenant(store: Areas, *, tenant: str, **settings: str | None) -> Tenant:
+    """Create the tenant or change the settings given and not None (timezone, provider,
+    model_cheap, model_standard, model_premium); the others keep their value."""
+    return await store.tenants.upsert(tenant=tenant, **settings)
 
 
 async def get_tenant(store: Areas, *, tenant: str) -> Tenant:

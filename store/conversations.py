@@ -80,4 +80,4 @@ class Conversations(Area):
         )
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [Message(row.id, row.role, row.content, row.created_at) for row in reversed(rows)]
+        return [Message.from_row(row) for row in reversed(rows)]

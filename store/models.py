@@ -6,17 +6,40 @@ ISO 8601 UTC with `Z`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy.engine import Row
 
 from store.types import iso_z
 
 
+class JsonForm:
+    """`to_json()`: every field by name, times as ISO 8601 UTC with `Z`."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: _json_value(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+
+class FromRow(JsonForm):
+    """`from_row()` for results whose fields are named like their table's columns."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def _json_value(value: Any) -> Any:
+    return iso_z(value) if isinstance(value, datetime) else value
+
+
 @dataclass(frozen=True, slots=True)
-class Tenant:
+class Tenant(JsonForm):
     """A tenant's settings. `provider` and the models are None until set (callers pick defaults)."""
 
     id: str
@@ -41,21 +64,9 @@ class Tenant:
             updated_at=row.updated_at,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "timezone": self.timezone,
-            "provider": self.provider,
-            "model_cheap": self.model_cheap,
-            "model_standard": self.model_standard,
-            "model_premium": self.model_premium,
-            "created_at": iso_z(self.created_at),
-            "updated_at": iso_z(self.updated_at),
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class App:
+class App(JsonForm):
     """An app recorded for a tenant, with the manifest (as a dict) it was last installed from."""
 
     tenant: str
@@ -82,19 +93,6 @@ class App:
             updated_at=row.updated_at,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "id": self.id,
-            "name": self.name,
-            "version": self.version,
-            "manifest": self.manifest,
-            "manifest_hash": self.manifest_hash,
-            "status": self.status,
-            "installed_at": iso_z(self.installed_at),
-            "updated_at": iso_z(self.updated_at),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class AppVersion:
@@ -108,7 +106,7 @@ class AppVersion:
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
+class Record(JsonForm):
     """An app record: its type, id and data (the kv entry `{record_type}:{id}`)."""
 
     record_type: str
@@ -120,15 +118,6 @@ class Record:
     @classmethod
     def from_row(cls, row: Row[Any]) -> Record:
         return cls(row.record_type, row.record_id, row.data, row.created_at, row.updated_at)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "record_type": self.record_type,
-            "id": self.id,
-            "data": self.data,
-            "created_at": iso_z(self.created_at),
-            "updated_at": iso_z(self.updated_at),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +133,7 @@ class KvEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class MemoryEntry:
+class MemoryEntry(FromRow):
     """Something an agent wrote down: a note, a summary, a commitment with a due time."""
 
     id: int
@@ -156,25 +145,9 @@ class MemoryEntry:
     created_at: datetime
     done_at: datetime | None
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> MemoryEntry:
-        return cls(row.id, row.kind, row.content, row.data, row.due_at, row.expires_at, row.created_at, row.done_at)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "content": self.content,
-            "data": self.data,
-            "due_at": iso_z(self.due_at),
-            "expires_at": iso_z(self.expires_at),
-            "created_at": iso_z(self.created_at),
-            "done_at": iso_z(self.done_at),
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class Message(FromRow):
     """A message of a conversation."""
 
     id: int
@@ -182,12 +155,9 @@ class Message:
     content: str
     created_at: datetime
 
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "role": self.role, "content": self.content, "created_at": iso_z(self.created_at)}
-
 
 @dataclass(frozen=True, slots=True)
-class OutboxEmail:
+class OutboxEmail(JsonForm):
     """An email an agent queued (nothing is sent by the platform itself)."""
 
     id: int
@@ -205,22 +175,9 @@ class OutboxEmail:
         return cls(row.id, row.app_id, row.agent_id, row.idempotency_key, row.to_address, row.subject, row.body,
                    row.status, row.created_at)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "app": self.app,
-            "agent": self.agent,
-            "idempotency_key": self.idempotency_key,
-            "to": self.to,
-            "subject": self.subject,
-            "body": self.body,
-            "status": self.status,
-            "created_at": iso_z(self.created_at),
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(FromRow):
     """What one woken tick did: the fields of `heartbeats runs --json`."""
 
     tick_id: str
@@ -238,39 +195,4 @@ class Receipt:
     error: str | None
     reply: str | None
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> Receipt:
-        return cls(
-            tick_id=row.tick_id,
-            at=row.at,
-            trigger=row.trigger,
-            outcome=row.outcome,
-            reason=row.reason,
-            rows=row.rows,
-            escalated=row.escalated,
-            provider=row.provider,
-            model=row.model,
-            tokens_in=row.tokens_in,
-            tokens_out=row.tokens_out,
-            duration_ms=row.duration_ms,
-            error=row.error,
-            reply=row.reply,
-        )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "tick_id": self.tick_id,
-            "at": iso_z(self.at),
-            "trigger": self.trigger,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "rows": self.rows,
-            "escalated": self.escalated,
-            "provider": self.provider,
-            "model": self.model,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "duration_ms": self.duration_ms,
-            "error": self.error,
-            "reply": self.reply,
-        }
