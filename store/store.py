@@ -79,7 +79,7 @@ async def open_store(
     engine = _create_engine(resolve_database_url(url), connect_args or {})
     try:
         async with _transaction(engine, write=True) as conn:
-            await conn.run_sync(upgrade)
+            await upgrade(conn)
     except BaseException:
         await engine.dispose()
         raise
