@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -10,7 +9,14 @@ from typing import Any
 
 import click
 
-from client.local_server import DEFAULT_CONFIG_FILENAME, DevServerError, find_config, load_config, running_dev_server
+from client.local_server import (
+    DEFAULT_CONFIG_FILENAME,
+    DevServerError,
+    find_config,
+    load_config,
+    running_dev_server,
+    temporal_command,
+)
 
 
 @click.command()
@@ -72,9 +78,7 @@ def server(config_path: Path | None) -> None:
     previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with running_dev_server(config) as running:
-            binary = running.binary
-            on_path = shutil.which("temporal")
-            cli = "temporal" if on_path and Path(on_path).resolve() == binary.resolve() else str(binary)
+            cli = temporal_command(running.binary)
             default_address = running.address in {"127.0.0.1:7233", "localhost:7233"}
             address_flag = "" if default_address else f" --address {running.address}"
             click.echo(f"Temporal dev server running (pid {running.pid}), settings from {path}")

@@ -89,6 +89,8 @@ class DevServerConfig(BaseModel):
 
     # Folder that a relative db_filename is resolved against; set by load_config, else the CWD.
     _base_dir: Path | None = PrivateAttr(default=None)
+    # The settings file these settings were read from; set by load_config.
+    _settings_path: Path | None = PrivateAttr(default=None)
 
     @field_validator("sqlite_pragmas")
     @classmethod
@@ -128,6 +130,11 @@ class DevServerConfig(BaseModel):
         if ui_port == info.data.get("port"):
             raise ValueError("must differ from port")
         return ui_port
+
+    @property
+    def settings_path(self) -> Path | None:
+        """Absolute path of the settings file these settings came from; None when built in code."""
+        return self._settings_path
 
     @property
     def db_path(self) -> Path | None:
@@ -242,7 +249,8 @@ def load_config(path: Path | str) -> DevServerConfig:
                 message = f"unknown setting (known: {', '.join(DevServerConfig.model_fields)})"
             lines.append(f"{_where(path, data, loc)}: {field}: {message}")
         raise DevServerConfigError("\n".join(lines)) from None
-    config._base_dir = path.resolve().parent
+    config._settings_path = path.resolve()
+    config._base_dir = config._settings_path.parent
     return config
 
 
@@ -330,9 +338,12 @@ class DevServer:
         if self.process is not None:
             raise RuntimeError("already started")
         config = self.config
-        _check_port_free(config.connect_host, config.ip, config.port, "gRPC port", "port")
-        if not config.headless:
-            _check_port_free(config.connect_host, config.ip, config.ui_port, "web UI port", "ui_port")
+        if _port_taken(config.ip, config.port):
+            raise PortInUseError(self._port_in_use_message(f"gRPC port {config.port} on {config.ip}", "`port`"))
+        if not config.headless and _port_taken(config.ip, config.ui_port):
+            raise PortInUseError(
+                self._port_in_use_message(f"web UI port {config.ui_port} on {config.ip}", "`ui_port`")
+            )
         db_path = config.db_path
         if db_path is not None:
             try:
@@ -404,12 +415,28 @@ class DevServer:
             reader.join(timeout=2)
         tail = self.output_tail()
         if "address already in use" in tail:
+            busy = re.findall(r"listen \w+ (\S+): bind: address already in use", tail)
+            what = f"address {busy[-1]}" if busy else "one of its addresses"
             raise PortInUseError(
-                f"the Temporal dev server could not bind its ports ({self.config.ip}:{self.config.port}, "
-                f"UI {self.config.ui_port}): address already in use. Is another server running? "
-                "Stop it or choose other ports in the settings file." + self.tail_suffix()
+                self._port_in_use_message(f"the Temporal dev server exited: {what}", "`port` or `ui_port`")
+                + self.tail_suffix()
             )
         raise DevServerError(f"the Temporal dev server exited with status {code}" + self.tail_suffix())
+
+    def _port_in_use_message(self, what: str, settings: str) -> str:
+        """`what` is already in use: what may hold it, how to check it, and which settings of which file to change."""
+        config = self.config
+        check = f"`{temporal_command(self.binary)} operator namespace list --address {config.address}`"
+        if config.ui_url is not None:
+            check += f" or open {config.ui_url}"
+        if config.settings_path is not None:
+            change = f"set {settings} in {config.settings_path}"
+        else:
+            change = f"choose another {settings} in the settings"
+        return (
+            f"{what} is already in use. A `heartbeats demo` (`make demo`) or `heartbeats server` may "
+            f"already be running; check with {check}. Stop it, or {change}."
+        )
 
     def tail_suffix(self) -> str:
         tail = self.output_tail(20)
@@ -523,8 +550,8 @@ async def ensure_search_attributes(
     return sorted(missing)
 
 
-def _check_port_free(connect_host: str, ip: str, port: int, what: str, field: str) -> None:
-    """Fail clearly if something already listens on ip:port (the server's own message is less helpful)."""
+def _port_taken(ip: str, port: int) -> bool:
+    """Whether something already listens on ip:port (checked up front: the server's own message is less helpful)."""
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         # Same option the server's listener uses, so lingering TIME_WAIT connections don't count as "in use".
@@ -533,12 +560,15 @@ def _check_port_free(connect_host: str, ip: str, port: int, what: str, field: st
             probe.bind((ip if ip != "localhost" else "127.0.0.1", port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise PortInUseError(
-                    f"{what} {port} on {ip} is already in use (another Temporal server? check with "
-                    f"`temporal operator namespace list --address {connect_host}:{port}`); stop it or set "
-                    f"`{field}` in the settings file"
-                ) from None
+                return True
             raise DevServerError(f"cannot bind {ip}:{port}: {exc.strerror}") from None
+    return False
+
+
+def temporal_command(binary: Path) -> str:
+    """How to type the `temporal` CLI: its name when PATH finds this binary, else its full path."""
+    on_path = shutil.which("temporal")
+    return "temporal" if on_path and Path(on_path).resolve() == binary.resolve() else str(binary)
 
 
 def _die_with_parent_preexec() -> Any:

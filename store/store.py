@@ -43,7 +43,7 @@ async def open_store(url: str | None = None, *, connect_args: dict[str, Any] | N
     engine = create_engine(resolve_database_url(url), connect_args or {})
     try:
         async with transaction(engine, write=True) as conn:
-            await conn.run_sync(upgrade)
+            await upgrade(conn)
     except BaseException:
         await engine.dispose()
         raise

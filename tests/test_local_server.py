@@ -26,9 +26,9 @@ STARTUP_TIMEOUT = 90.0
 STOP_TIMEOUT = 20.0
 
 
-def launcher(*args: str) -> list[str]:
-    """`heartbeats server ARGS` as a command line (the console script of this virtualenv)."""
-    return [str(Path(sys.executable).parent / "heartbeats"), "server", *args]
+def launcher(*args: str, command: str = "server") -> list[str]:
+    """`heartbeats server ARGS` (or another `command`) as a command line (this virtualenv's console script)."""
+    return [str(Path(sys.executable).parent / "heartbeats"), command, *args]
 
 
 def write_config(path: Path, **settings: object) -> Path:
@@ -118,6 +118,67 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+RUNNING_HINT = "A `heartbeats demo` (`make demo`) or `heartbeats server` may already be running"
+
+
+@pytest.mark.parametrize("command", ["server", "demo"])
+def test_port_in_use_names_the_settings_file_and_suggests_a_running_demo(tmp_path: Path, command: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        path = write_config(tmp_path / "alt.yaml", port=port, ui_port=free_port(), db_filename="null")
+        result = subprocess.run(
+            launcher("--config", str(path), command=command), capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"error: gRPC port {port} on 127.0.0.1 is already in use. {RUNNING_HINT}" in result.stderr
+    assert f"operator namespace list --address 127.0.0.1:{port}`" in result.stderr
+    assert f"set `port` in {path.resolve()}" in result.stderr
+
+
+def test_busy_ui_port_names_the_default_settings_file_of_the_current_directory(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ui_port = busy.getsockname()[1]
+        write_config(tmp_path / "temporal-dev.yaml", port=free_port(), ui_port=ui_port, db_filename="null")
+        result = subprocess.run(launcher(), capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"error: web UI port {ui_port} on 127.0.0.1 is already in use. {RUNNING_HINT}" in result.stderr
+    assert f"open http://localhost:{ui_port}" in result.stderr
+    assert f"set `ui_port` in {(tmp_path / 'temporal-dev.yaml').resolve()}" in result.stderr
+
+
+async def test_server_that_exits_on_a_busy_address_names_the_settings_file(tmp_path: Path) -> None:
+    # A port taken between the check and the server's own bind: the server exits with Go's message.
+    from client.local_server import DevServer, PortInUseError
+
+    fake = tmp_path / "temporal"
+    fake.write_text(
+        "#!/bin/sh\necho 'Error: can'\\''t set frontend HTTP port 7243: listen tcp 127.0.0.1:7243: "
+        "bind: address already in use' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    path = write_config(tmp_path / "alt.yaml", port=free_port(), ui_port=free_port(), db_filename="null")
+    config = load_config(path)
+    server = DevServer(config, quiet=True, binary=fake)
+    server.start()
+    try:
+        with pytest.raises(PortInUseError) as caught:
+            await server.wait_ready(timeout=STARTUP_TIMEOUT)
+    finally:
+        server.stop()
+    message = caught.value.format_message()
+    assert message.startswith(
+        f"the Temporal dev server exited: address 127.0.0.1:7243 is already in use. {RUNNING_HINT}"
+    )
+    assert f"operator namespace list --address 127.0.0.1:{config.port}`" in message
+    assert f"set `port` or `ui_port` in {path.resolve()}" in message
 
 
 def test_server_runs_answers_the_cli_and_stops_on_ctrl_c(tmp_path: Path) -> None:
