@@ -15,10 +15,12 @@ another's rows. Results are frozen values (store.models) with aware datetimes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.apps import Apps
@@ -32,6 +34,8 @@ from store.receipts import Receipts
 from store.records import Kv, Records
 from store.tenants import Tenants
 
+FIRST_OPEN_ATTEMPTS = 20
+
 
 async def open_store(url: str | None = None, *, connect_args: dict[str, Any] | None = None) -> Store:
     """Open the store and bring its schema to the newest migration.
@@ -42,8 +46,17 @@ async def open_store(url: str | None = None, *, connect_args: dict[str, Any] | N
     """
     engine = create_engine(resolve_database_url(url), connect_args or {})
     try:
-        async with transaction(engine, write=True) as conn:
-            await upgrade(conn)
+        for attempt in range(FIRST_OPEN_ATTEMPTS):
+            try:
+                async with transaction(engine, write=True) as conn:
+                    await upgrade(conn)
+                break
+            except OperationalError as exc:
+                # Switching a brand-new SQLite file to WAL needs it to itself for a moment, and the
+                # busy timeout does not cover that: several first opens at once can find it locked.
+                if engine.dialect.name != "sqlite" or "locked" not in str(exc) or attempt == FIRST_OPEN_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.02 * (attempt + 1))
     except BaseException:
         await engine.dispose()
         raise
