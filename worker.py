@@ -131,11 +131,20 @@ async def serve(profile: str | None = None) -> None:
     await run_worker(client, stop=stop, settings=settings)
 
 
+def run_until_stopped() -> None:
+    """Run the worker until SIGINT/SIGTERM, on a Temporal runtime of its own: its threads end
+    before the interpreter does, so the exit is clean (see runtime.connection.own_runtime)."""
+    from runtime.connection import own_runtime
+
+    with own_runtime():
+        asyncio.run(serve())
+
+
 def main() -> None:
     # Logging is configured once, here at the entry point.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(serve())
+        run_until_stopped()
     except HeartbeatsError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None

@@ -19,7 +19,7 @@ from client.checks import load_manifests
 from client.local_server import find_config, load_config, running_dev_server_async
 from client.sync import install_manifests
 from contract.names import SIGNAL_RUN_NOW, heartbeat_workflow_id
-from runtime.connection import connect
+from runtime.connection import connect, own_runtime
 from store.models import Receipt
 
 DEMO_TENANT = "demo"
@@ -116,7 +116,8 @@ def demo(config_path: Path | None) -> None:
     Example:
       heartbeats demo        # or: make demo
     """
-    asyncio.run(run_demo(config_path))
+    with own_runtime():  # the SDK's threads end before the interpreter does
+        asyncio.run(run_demo(config_path))
 
 
 COMMANDS = [demo]

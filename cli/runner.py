@@ -29,12 +29,13 @@ def run_with_store(action: Callable[[Store], Awaitable[T]]) -> T:
 
 def run_with_client(action: Callable[[Client], Awaitable[T]]) -> T:
     """Connect to Temporal and run `action`."""
-    from runtime.connection import connect
+    from runtime.connection import connect, own_runtime
 
     async def main() -> T:
         return await action(await connect())
 
-    return run(main())
+    with own_runtime():  # the SDK's threads end before the interpreter does (see own_runtime)
+        return run(main())
 
 
 def run_with_temporal(
@@ -42,13 +43,14 @@ def run_with_temporal(
 ) -> T:
     """Open the store, run `prepare` (store checks), then connect to Temporal and run `action`:
     checks that need only the store (unknown tenant or app) fail before any Temporal call."""
-    from runtime.connection import connect
+    from runtime.connection import connect, own_runtime
 
     async def with_store(store: Store) -> T:
         prepared = await prepare(store)
         return await action(await connect(), store, prepared)
 
-    return run(_with_store(with_store))
+    with own_runtime():  # the SDK's threads end before the interpreter does (see own_runtime)
+        return run(_with_store(with_store))
 
 
 async def _with_store(action: Callable[[Store], Awaitable[T]]) -> T:

@@ -17,6 +17,7 @@ from client.local_server import (
     running_dev_server,
     temporal_command,
 )
+from runtime.connection import own_runtime
 
 
 @click.command()
@@ -35,11 +36,9 @@ def worker() -> None:
       heartbeats worker
       TEMPORAL_ADDRESS=temporal.internal:7233 TEMPORAL_NAMESPACE=prod heartbeats worker
     """
-    import asyncio
+    from worker import run_until_stopped
 
-    from worker import serve
-
-    asyncio.run(serve())
+    run_until_stopped()
 
 
 
@@ -77,7 +76,7 @@ def server(config_path: Path | None) -> None:
     # started us in the background may have left SIGINT ignored.
     previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with running_dev_server(config) as running:
+        with own_runtime(), running_dev_server(config) as running:
             cli = temporal_command(running.binary)
             default_address = running.address in {"127.0.0.1:7233", "localhost:7233"}
             address_flag = "" if default_address else f" --address {running.address}"

@@ -379,7 +379,8 @@ class DevServer:
     async def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the server answers health checks and knows the namespace, then ensure search attributes."""
         from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-        from temporalio.client import Client
+
+        from runtime.connection import connect_on_own_runtime
 
         deadline = time.monotonic() + timeout
         last_error: BaseException | None = None
@@ -393,7 +394,7 @@ class DevServer:
                 )
             try:
                 client = await asyncio.wait_for(
-                    Client.connect(self.address, namespace=self.namespace), timeout=min(5.0, remaining)
+                    connect_on_own_runtime(self.address, namespace=self.namespace), timeout=min(5.0, remaining)
                 )
                 if await client.service_client.check_health():
                     await client.workflow_service.describe_namespace(

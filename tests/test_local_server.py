@@ -173,7 +173,7 @@ async def test_server_that_exits_on_a_busy_address_names_the_settings_file(tmp_p
             await server.wait_ready(timeout=STARTUP_TIMEOUT)
     finally:
         server.stop()
-    message = caught.value.format_message()
+    message = str(caught.value)
     assert message.startswith(
         f"the Temporal dev server exited: address 127.0.0.1:7243 is already in use. {RUNNING_HINT}"
     )
