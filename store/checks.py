@@ -28,6 +28,12 @@ def check_ids(**ids: str) -> None:
         check_id(value, f"{what} id")
 
 
+def agent_columns(*, tenant: str, app: str, agent: str) -> dict[str, str]:
+    """The checked owner columns of a row that belongs to one agent of an app of a tenant."""
+    check_ids(tenant=tenant, app=app, agent=agent)
+    return {"tenant_id": tenant, "app_id": app, "agent_id": agent}
+
+
 def check_timezone(name: object) -> str:
     if isinstance(name, str) and name.strip():
         try:

@@ -12,7 +12,16 @@ from typing import Any
 
 from sqlalchemy import Table, select, update
 
-from store.checks import check_aware, check_ids, check_int_ids, check_json, check_limit, check_text, optional_text
+from store.checks import (
+    agent_columns,
+    check_aware,
+    check_ids,
+    check_int_ids,
+    check_json,
+    check_limit,
+    check_text,
+    optional_text,
+)
 from store.db import Area
 from store.filters import Scalar, check_filters, data_matches
 from store.models import MemoryEntry
@@ -41,11 +50,8 @@ class Memory(Area):
         With `dedupe_key` the write is idempotent: when the agent already has an entry with that key
         (a retried writer), nothing is written and the existing entry's id is returned.
         """
-        check_ids(tenant=tenant, app=app, agent=agent)
         values = {
-            "tenant_id": tenant,
-            "app_id": app,
-            "agent_id": agent,
+            **agent_columns(tenant=tenant, app=app, agent=agent),
             "kind": check_text(kind, "memory kind", max_length=64),
             "content": check_text(content, "memory content", allow_empty=True),
             "data": check_json(data, "memory data"),

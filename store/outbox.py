@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Table, select
 
-from store.checks import check_id, check_ids, check_limit, check_text
+from store.checks import agent_columns, check_id, check_limit, check_text
 from store.db import Area
 from store.models import OutboxEmail
 from store.tables import OutboxRow
@@ -22,11 +22,8 @@ class Outbox(Area):
         A repeat with the same key writes nothing (not even a changed body) and returns the first
         row's id with created False.
         """
-        check_ids(tenant=tenant, app=app, agent=agent)
         values = {
-            "tenant_id": tenant,
-            "app_id": app,
-            "agent_id": agent,
+            **agent_columns(tenant=tenant, app=app, agent=agent),
             "idempotency_key": check_text(idempotency_key, "idempotency key", max_length=600),
             "to_address": check_text(to, "to", max_length=320),
             "subject": check_text(subject, "subject", allow_empty=True),

@@ -138,22 +138,28 @@ async def test_run_now_sends_context_runs_tools_and_suppresses_heartbeat_ok(stor
     assert view.last_heartbeat_ok_at is not None
 
 
-@pytest.mark.parametrize("api", APIS)
-async def test_escalation_is_substantive_and_wakes_the_vision_loop(store, provider, api):
+async def escalate_then_vision_pass(store, provider, api: str, *replies) -> tuple[dict, dict]:
+    """A run-now tick whose scripted reply escalates, then the vision pass 30 s later (the app's
+    heartbeat is weekly, so the 45 s skipped hold no scheduled tick): (receipt, vision status)."""
     await install_app(store, api)
-    manifest = parse_manifest(WEEKLY_MANIFEST)  # the 45 s skipped below must hold no scheduled tick
-    script(provider, api,
-           text_reply("Signups are 27% under target this week. <escalate-to-vision/>"),
-           text_reply("Assessment: the signup funnel broke after the pricing change."),
-           text_reply("Plan: 1. revert pricing page copy. 2. ask content_drafter for a launch post."),
-           text_reply("Act now: brief the team; heartbeats watch signups daily."))
+    script(provider, api, *replies)
     async with time_skipping_env() as env, running_worker(env.client, store):
-        handle = await start(env.client, manifest)
+        handle = await start(env.client, parse_manifest(WEEKLY_MANIFEST))
         await handle.signal(HeartbeatWorkflow.run_now)
         receipt = (await newest_receipts(store, 1))[0]
-        await env.sleep(timedelta(seconds=45))  # the vision pass runs 30 s after the escalation
+        await env.sleep(timedelta(seconds=45))
         vision = env.client.get_workflow_handle(vision_workflow_id(TENANT, "marketing", "cmo"))
-        vision_status = await vision.query("status")
+        return receipt, await vision.query("status")
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_escalation_is_substantive_and_wakes_the_vision_loop(store, provider, api):
+    receipt, vision_status = await escalate_then_vision_pass(
+        store, provider, api,
+        text_reply("Signups are 27% under target this week. <escalate-to-vision/>"),
+        text_reply("Assessment: the signup funnel broke after the pricing change."),
+        text_reply("Plan: 1. revert pricing page copy. 2. ask content_drafter for a launch post."),
+        text_reply("Act now: brief the team; heartbeats watch signups daily."))
     assert (receipt["outcome"], receipt["escalated"], receipt["provider"]) == ("substantive", True, api)
     heartbeat_call, *vision_calls = provider.requests_to(api)
     assert "You are the CMO" in system_text(api, heartbeat_call.body)
@@ -172,19 +178,13 @@ async def test_escalation_is_substantive_and_wakes_the_vision_loop(store, provid
 async def test_a_vision_phase_runs_the_tools_it_asks_for(store, provider, api):
     """A vision phase is a durable turn: the tool the model asks for runs as an activity, its result
     goes back to the model, and the phase's answer is the reply after it (not an empty plan)."""
-    await install_app(store, api)
-    manifest = parse_manifest(WEEKLY_MANIFEST)
-    script(provider, api,
-           text_reply("Signups are off pace. <escalate-to-vision/>"),
-           tool_reply(("call_v1", "records__query", {"record_type": "kpi"})),
-           text_reply("Assessment: signups at 182 of 250."),
-           text_reply("Plan: 1. fix the funnel."),
-           text_reply("Act now: brief the team."))
-    async with time_skipping_env() as env, running_worker(env.client, store):
-        handle = await start(env.client, manifest)
-        await handle.signal(HeartbeatWorkflow.run_now)
-        await newest_receipts(store, 1)
-        await env.sleep(timedelta(seconds=45))
+    await escalate_then_vision_pass(
+        store, provider, api,
+        text_reply("Signups are off pace. <escalate-to-vision/>"),
+        tool_reply(("call_v1", "records__query", {"record_type": "kpi"})),
+        text_reply("Assessment: signups at 182 of 250."),
+        text_reply("Plan: 1. fix the funnel."),
+        text_reply("Act now: brief the team."))
     _, asked, answered, *_ = provider.requests_to(api)
     assert tool_names(api, asked.body) >= {"records__query", "email__send"}  # the agent's tools are offered
     [(call_id, content)] = tool_results(api, answered.body)
