@@ -23,7 +23,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 
-from manifest.models import UNION_TAGS, AppManifest, HeartbeatSpec
+from manifest.models import AUTHORING, UNION_TAGS, AppManifest, HeartbeatSpec
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 50_000
@@ -75,7 +75,7 @@ def parse_manifest(raw: bytes | str, *, filename: str = "<manifest>") -> AppMani
     tree = _parse_yaml(raw, filename)
     plain = _to_plain(tree, filename)
     try:
-        return AppManifest.model_validate(plain)
+        return AppManifest.model_validate(plain, context=AUTHORING)
     except ValidationError as exc:
         raise ManifestError(_problems_from(exc, tree, filename)) from None
 

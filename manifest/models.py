@@ -54,6 +54,16 @@ _FILTER_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
 
 
+# Validation context of a manifest being authored (the loader, `heartbeats validate`, install). Rules
+# added over time (bounds, say) apply to authored manifests only: a manifest installed earlier, and a
+# running workflow's input, keep decoding, and the engine clamps what it must (schedule.fires.cooldown).
+AUTHORING = {"authoring": True}
+
+
+def _authoring(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("authoring"))
+
+
 def problem(message: str, *at: str | int) -> PydanticCustomError:
     """A validation error about the field `at` below the model that raises it."""
     # `at` travels in the error context; the loader appends it to the error's location.
@@ -351,7 +361,7 @@ class HeartbeatSpec(_Model):
     # shorthand -> canonical fields
     @model_validator(mode="before")
     @classmethod
-    def _expand_shorthand(cls, data: Any) -> Any:
+    def _expand_shorthand(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict):
             return data
         data = dict(data)
@@ -369,7 +379,7 @@ class HeartbeatSpec(_Model):
             minutes = data.pop("cooldown_minutes")
             if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
                 raise problem(f"must be a whole number of minutes >= 0 (got {minutes!r})", "cooldown_minutes")
-            if minutes > MAX_INTERVAL_MINUTES:
+            if minutes > MAX_INTERVAL_MINUTES and _authoring(info):
                 raise problem(
                     f"must be at most {MAX_INTERVAL_MINUTES} minutes (30 days) (got {minutes})", "cooldown_minutes"
                 )
@@ -464,10 +474,10 @@ class HeartbeatSpec(_Model):
 
     @field_validator("cooldown_seconds")
     @classmethod
-    def _check_cooldown(cls, value: int) -> int:
+    def _check_cooldown(cls, value: int, info: ValidationInfo) -> int:
         if value < 0:
             raise problem(f"must be >= 0 (got {value})")
-        if value > MAX_COOLDOWN_SECONDS:
+        if value > MAX_COOLDOWN_SECONDS and _authoring(info):
             raise problem(f"must be at most {MAX_COOLDOWN_SECONDS} seconds (30 days) (got {value})")
         return value
 

@@ -296,6 +296,22 @@ async def test_a_shorter_interval_takes_effect_from_the_next_due_time_not_at_onc
     assert [at(r) for r in got] == [hourly[0], next_due]
 
 
+async def test_a_cooldown_beyond_the_bound_cannot_stall_a_running_heartbeat(env, store):
+    """Validation bounds the cooldown of an authored manifest; a running workflow's input (started
+    before the bound existed) still decodes, and its cooldown counts as the 30-day maximum instead
+    of overflowing on every tick."""
+    heartbeat = spec(interval_minutes=5, invoke_always=True).model_copy(update={"cooldown_seconds": 10**14})
+    async with running_worker(env.client, store):
+        handle = await start(env.client, heartbeat)
+        await handle.signal(HeartbeatWorkflow.run_now)
+        fires = upcoming_fires(spec(interval_minutes=5), tenant_id=TENANT,
+                               after=(await handle.describe()).start_time, count=2)
+        await sleep_until(env, fires[1] + timedelta(seconds=30))
+        got = await receipts(store, handle)
+    assert [(r["trigger"], r["outcome"], r["reason"]) for r in got] == [
+        ("run_now", "suppressed", None), ("schedule", "skipped", "cooldown"), ("schedule", "skipped", "cooldown")]
+
+
 async def test_continue_as_new_carries_state(env, store):
     switch = Switch()
     heartbeat = spec(skill="probe", tool="check", params={}, interval_minutes=5)
