@@ -64,7 +64,9 @@ def list_command(tenant: str | None, as_json: bool) -> None:
     """List running heartbeats with their status, failure count and run times.
 
     JSON: a list of {id, tenant, app, agent, slug, status, failure_count, next_run, last_run,
-    last_heartbeat_ok_at}, times ISO 8601 UTC with Z.
+    last_heartbeat_ok_at, ignored_signals}, times ISO 8601 UTC with Z; next_run is null for a
+    paused or disabled heartbeat (no scheduled tick runs); ignored_signals lists signals of
+    unknown names it received (a typo on the plain temporal CLI).
 
     \b
     Examples:
