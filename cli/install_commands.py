@@ -112,8 +112,9 @@ def install(file: Path, tenant: str, as_json: bool) -> None:
     """Install (or update) the app in FILE for TENANT: one workflow per heartbeat.
 
     Idempotent: an unchanged manifest changes nothing and says so; a changed heartbeat is
-    reconfigured in place (failure count and history kept); a heartbeat no longer in the file
-    is cancelled. All-or-nothing: when the manifest is invalid, the tenant unknown or a
+    reconfigured in place (failure count and history kept), taking effect from its next due
+    time; a heartbeat no longer in the file is cancelled, and so is the vision loop of an agent
+    no longer in it. All-or-nothing: when the manifest is invalid, the tenant unknown or a
     pre-filter tool not LOW risk, nothing is started.
 
     \b
@@ -148,7 +149,8 @@ def install(file: Path, tenant: str, as_json: bool) -> None:
 @TENANT_OPTION
 @JSON_OPTION
 def uninstall(app: str, tenant: str, as_json: bool) -> None:
-    """Cancel every heartbeat workflow of APP for TENANT and mark the app uninstalled.
+    """Cancel every workflow of APP for TENANT (its heartbeats and its agents' vision loops) and
+    mark the app uninstalled.
 
     The app's records, memory and receipts stay in the store; installing it again starts
     fresh workflows.
@@ -159,6 +161,7 @@ def uninstall(app: str, tenant: str, as_json: bool) -> None:
     \b
     Plain temporal CLI (cancel the app's running workflows):
       temporal workflow cancel --query 'HeartbeatTenant="demo" AND HeartbeatApp="sales"' --yes
+      temporal workflow cancel --query 'WorkflowId STARTS_WITH "vision:demo:sales:"' --yes
     """
     require_id(tenant, "--tenant")
     require_id(app, "APP")
