@@ -54,7 +54,8 @@ from client.local_server import DevServerConfig, running_dev_server_async  # noq
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput, HeartbeatState  # noqa: E402
 from contract.messages import PrefilterRequest, PrefilterResult  # noqa: E402
 from contract.names import PREFILTER, TASK_QUEUE  # noqa: E402
-from manifest.models import AppManifest, HeartbeatSpec  # noqa: E402
+from manifest.app import AppManifest  # noqa: E402
+from manifest.models import HeartbeatSpec  # noqa: E402
 from schedule.fires import tenant_salt  # noqa: E402
 from skills.catalog import default_registry  # noqa: E402
 from store import open_store  # noqa: E402

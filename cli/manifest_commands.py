@@ -13,8 +13,9 @@ from cli.output import add_row, console, table
 from cli.runner import run_with_store
 from client.checks import check_manifests, require_id
 from contract.vocabulary import iso_utc
+from manifest.app import AppManifest
 from manifest.loader import ManifestError, load_manifest
-from manifest.models import AppManifest, timezone_problem
+from manifest.models import timezone_problem
 from manifest.schema import manifest_json_schema_text
 from schedule import describe_schedule, heartbeat_zone, upcoming_fires
 from schedule.local_time import zone

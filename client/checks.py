@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from contract.errors import InvalidInput, NotFound
+from manifest.app import AppManifest
 from manifest.ids import id_problem
 from manifest.loader import ManifestError, load_manifest, problem_at
-from manifest.models import INTERNAL_SOURCES, AppManifest
+from manifest.models import INTERNAL_SOURCES
 from schedule import heartbeat_zone, next_fire
 from skills.catalog import default_registry
 from skills.registry import SkillRegistry
@@ -79,13 +80,23 @@ def registry_problems(loaded: Iterable[LoadedManifest], registry: SkillRegistry 
                     known = ", ".join(sorted(registry.names()))
                     problems.append(str(problem_at(item.path, ("agents", i, "tools", k),
                                                    f"no skill {skill!r} is registered (known: {known})")))
-            for j, heartbeat in enumerate(agent.heartbeats):
-                if heartbeat.skill in INTERNAL_SOURCES or heartbeat.skill.startswith("_internal_"):
+            prefilters = [(("heartbeats", j), heartbeat) for j, heartbeat in enumerate(agent.heartbeats)]
+            prefilters += [(("tasks", t, "triggers", k), trigger) for t, task in enumerate(agent.tasks)
+                           for k, trigger in enumerate(task.triggers) if trigger.type == "heartbeat"]
+            for where, prefilter in prefilters:
+                if prefilter.skill in INTERNAL_SOURCES or prefilter.skill.startswith("_internal_"):
                     continue  # the internal sources are checked by the manifest rules
-                reason = registry.prefilter_problem(heartbeat.skill, heartbeat.tool)
+                reason = registry.prefilter_problem(prefilter.skill, prefilter.tool)
                 if reason:
-                    problems.append(str(problem_at(item.path, ("agents", i, "heartbeats", j, "skill"), reason)))
+                    problems.append(str(problem_at(item.path, ("agents", i, *where, "skill"), reason)))
     return problems
+
+
+def not_yet_installable(loaded: Iterable[LoadedManifest]) -> list[str]:
+    """Tasks validate, but this version cannot run them yet: installing one would silently do nothing."""
+    return [str(problem_at(item.path, ("agents", i, "tasks", t),
+                           "tasks validate but are not installed by this version yet; install the app without them"))
+            for item in loaded for i, agent in enumerate(item.manifest.agents) for t, _ in enumerate(agent.tasks)]
 
 
 def never_firing(loaded: Iterable[LoadedManifest], *, tenant: str, tenant_timezone: str) -> list[str]:

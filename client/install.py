@@ -15,7 +15,7 @@ from typing import Any
 
 from contract.heartbeat import HeartbeatConfig
 from contract.names import vision_workflow_id
-from manifest.models import AppManifest
+from manifest.app import AppManifest
 from store.installed import stored_manifest
 from store.models import App
 

@@ -23,7 +23,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from client.checks import LoadedManifest, ManifestsInvalid, never_firing, require_tenant
+from client.checks import LoadedManifest, ManifestsInvalid, never_firing, not_yet_installable, require_tenant
 from client.install import AppPlan, InstallResult, UninstallResult, heartbeat_configs, plan_install, planned_calls
 from client.temporal import (
     CONCURRENCY,
@@ -174,7 +174,7 @@ async def plan_manifests(
 ) -> list[AppPlan]:
     """The plan of every manifest for the tenant (store reads only: no Temporal call)."""
     tz = (await require_tenant(store, tenant)).timezone
-    problems = never_firing(loaded, tenant=tenant, tenant_timezone=tz)
+    problems = never_firing(loaded, tenant=tenant, tenant_timezone=tz) + not_yet_installable(loaded)
     if problems:
         raise ManifestsInvalid(problems)
     installed = await store.apps.get_many(tenant=tenant, app_ids=[item.manifest.id for item in loaded])

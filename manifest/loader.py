@@ -23,7 +23,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 
-from manifest.models import AUTHORING, UNION_TAGS, AppManifest, HeartbeatSpec
+from manifest.app import AppManifest
+from manifest.models import AUTHORING, UNION_TAGS, HeartbeatSpec
+from manifest.tasks import TRIGGER_TAGS, ScheduleTrigger, TaskSpec
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 50_000
@@ -31,7 +33,9 @@ MAX_DEPTH = 64
 
 # Shorthand keys that stand in the file for the canonical field pydantic names.
 SHORTHAND_FOR = {"cron_expression": "cron", "cooldown_seconds": "cooldown_minutes"}
-SHORTHAND_KEYS = {HeartbeatSpec: ("cron", "cooldown_minutes")}
+SHORTHAND_KEYS = {HeartbeatSpec: ("cron", "cooldown_minutes"), TaskSpec: ("cooldown_minutes",), ScheduleTrigger: ("cron",)}
+# Tags pydantic puts into error locations of tagged unions; dropped from the paths shown.
+TAGS = UNION_TAGS | TRIGGER_TAGS
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,7 @@ def _file_path(tree: Any, loc: tuple) -> tuple:
     """`loc` with union tags dropped and canonical names replaced by the shorthand used."""
     node, parts = tree, []
     for part in loc:
-        if isinstance(part, str) and part in UNION_TAGS and not (isinstance(node, CommentedMap) and part in node):
+        if isinstance(part, str) and part in TAGS and not (isinstance(node, CommentedMap) and part in node):
             continue
         if isinstance(node, CommentedMap) and isinstance(part, str):
             key = _file_key(node, part) or part

@@ -60,7 +60,7 @@ _CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
 AUTHORING = {"authoring": True}
 
 
-def _authoring(info: ValidationInfo) -> bool:
+def is_authoring(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("authoring"))
 
 
@@ -87,7 +87,7 @@ Identifier = Annotated[
 ]
 
 
-def _between(low: int, high: int):
+def between(low: int, high: int):
     def check(value: int) -> int:
         if not low <= value <= high:
             raise problem(f"must be between {low} and {high} (got {value})")
@@ -98,7 +98,7 @@ def _between(low: int, high: int):
 
 IntervalMinutes = Annotated[
     int,
-    _between(MIN_INTERVAL_MINUTES, MAX_INTERVAL_MINUTES),
+    between(MIN_INTERVAL_MINUTES, MAX_INTERVAL_MINUTES),
     WithJsonSchema(
         {"type": "integer", "minimum": MIN_INTERVAL_MINUTES, "maximum": MAX_INTERVAL_MINUTES}
     ),
@@ -175,7 +175,7 @@ TimezoneName = Annotated[
 ]
 
 
-class _Model(BaseModel):
+class ManifestModel(BaseModel):
     # Strict: YAML `yes` or "60" never silently becomes a bool or an int.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -183,7 +183,7 @@ class _Model(BaseModel):
 # --- windows -----------------------------------------------------------------------------------
 
 
-class Window(_Model):
+class Window(ManifestModel):
     """A daily local-time window [start, end); wraps midnight when end < start."""
 
     start: ClockTime = Field(description='Local start time "HH:MM", inclusive.')
@@ -230,7 +230,7 @@ class Window(_Model):
         return second_of_day >= start or second_of_day < end  # wraps midnight
 
 
-class SplitInterval(_Model):
+class SplitInterval(ManifestModel):
     """A business-hours / overnight cadence, e.g. {business_hours: 15, overnight: 120}."""
 
     business_hours: IntervalMinutes = Field(description="Minutes between ticks inside the window.")
@@ -310,7 +310,53 @@ def cron_for_calendar(time_of_day: str, day_of_week: int | None) -> str:
     return f"{seconds % 3600 // 60} {seconds // 3600} * * {weekday}"
 
 
-class HeartbeatSpec(_Model):
+def check_prefilter_skill(skill: str) -> str:
+    """A pre-filter's source: an internal one, or a skill name."""
+    if skill.startswith("_internal"):
+        if skill not in INTERNAL_SOURCES:
+            raise problem(f"unknown internal source {skill!r}; use one of {', '.join(INTERNAL_SOURCES)}")
+    elif not _SKILL_NAME.fullmatch(skill):
+        raise problem(f"must be a skill name like 'x_api' (lowercase, letter-first) (got {skill!r})")
+    return skill
+
+
+def check_prefilter_tool(tool: str, skill: str | None) -> str:
+    """A pre-filter's tool: `query` for the internal sources, else a tool name."""
+    if skill in INTERNAL_SOURCES and tool != "query":
+        raise problem(f'must be "query" for the internal source {skill} (got {tool!r})')
+    if not _TOOL_NAME.fullmatch(tool):
+        raise problem(f"must be a tool name like 'search_mentions' (got {tool!r})")
+    return tool
+
+
+def check_prefilter_params(params: dict[str, Any], skill: str | None) -> dict[str, Any]:
+    """The parameters the internal sources take (a skill's own tools check theirs at install)."""
+    if skill == INTERNAL_APP_RECORDS:
+        record_type = params.get("record_type")
+        if record_type is None:
+            raise problem(f"record_type is required for {INTERNAL_APP_RECORDS}", "record_type")
+        if not isinstance(record_type, str) or not record_type:
+            raise problem(f"must be a record type name (got {record_type!r})", "record_type")
+        for key, value in params.items():
+            if key == "record_type":
+                continue
+            if not _FILTER_KEY.fullmatch(key):
+                raise problem(f"filter field {key!r} must be a plain field name", key)
+            if isinstance(value, dict | list):
+                raise problem(
+                    f"filters compare a field for equality: give a string, number, true/false or null (got {type(value).__name__})",
+                    key,
+                )
+    elif skill == INTERNAL_AGENT_MEMORY:
+        for key, value in params.items():
+            if key != "kind":
+                raise problem(f"unknown parameter for {INTERNAL_AGENT_MEMORY}; it takes only 'kind'", key)
+            if not isinstance(value, str) or not value:
+                raise problem(f"must be a memory kind such as 'commitment' (got {value!r})", key)
+    return params
+
+
+class HeartbeatSpec(ManifestModel):
     """One recurring routine of an agent: where it looks, when it runs, how it wakes the agent."""
 
     slug: Identifier = Field(description="Unique per agent; lowercase, letter-first.")
@@ -379,7 +425,7 @@ class HeartbeatSpec(_Model):
             minutes = data.pop("cooldown_minutes")
             if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
                 raise problem(f"must be a whole number of minutes >= 0 (got {minutes!r})", "cooldown_minutes")
-            if minutes > MAX_INTERVAL_MINUTES and _authoring(info):
+            if minutes > MAX_INTERVAL_MINUTES and is_authoring(info):
                 raise problem(
                     f"must be at most {MAX_INTERVAL_MINUTES} minutes (30 days) (got {minutes})", "cooldown_minutes"
                 )
@@ -389,55 +435,22 @@ class HeartbeatSpec(_Model):
     @field_validator("skill")
     @classmethod
     def _check_skill(cls, skill: str) -> str:
-        if skill.startswith("_internal"):
-            if skill not in INTERNAL_SOURCES:
-                raise problem(f"unknown internal source {skill!r}; use one of {', '.join(INTERNAL_SOURCES)}")
-        elif not _SKILL_NAME.fullmatch(skill):
-            raise problem(f"must be a skill name like 'x_api' (lowercase, letter-first) (got {skill!r})")
-        return skill
+        return check_prefilter_skill(skill)
 
     @field_validator("tool")
     @classmethod
     def _check_tool(cls, tool: str, info: ValidationInfo) -> str:
-        skill = info.data.get("skill")
-        if skill in INTERNAL_SOURCES and tool != "query":
-            raise problem(f'must be "query" for the internal source {skill} (got {tool!r})')
-        if not _TOOL_NAME.fullmatch(tool):
-            raise problem(f"must be a tool name like 'search_mentions' (got {tool!r})")
-        return tool
+        return check_prefilter_tool(tool, info.data.get("skill"))
 
     @field_validator("params")
     @classmethod
     def _check_internal_params(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        skill = info.data.get("skill")
-        if skill == INTERNAL_APP_RECORDS:
-            record_type = params.get("record_type")
-            if record_type is None:
-                raise problem(f"record_type is required for {INTERNAL_APP_RECORDS}", "record_type")
-            if not isinstance(record_type, str) or not record_type:
-                raise problem(f"must be a record type name (got {record_type!r})", "record_type")
-            for key, value in params.items():
-                if key == "record_type":
-                    continue
-                if not _FILTER_KEY.fullmatch(key):
-                    raise problem(f"filter field {key!r} must be a plain field name", key)
-                if isinstance(value, dict | list):
-                    raise problem(
-                        f"filters compare a field for equality: give a string, number, true/false or null (got {type(value).__name__})",
-                        key,
-                    )
-        elif skill == INTERNAL_AGENT_MEMORY:
-            for key, value in params.items():
-                if key != "kind":
-                    raise problem(f"unknown parameter for {INTERNAL_AGENT_MEMORY}; it takes only 'kind'", key)
-                if not isinstance(value, str) or not value:
-                    raise problem(f"must be a memory kind such as 'commitment' (got {value!r})", key)
-        return params
+        return check_prefilter_params(params, info.data.get("skill"))
 
     @field_validator("interval_minutes")
     @classmethod
     def _interval_matches_type(cls, value: int | SplitInterval | None, info: ValidationInfo):
-        return _only_for(value, info, {"interval"})
+        return only_for(value, info, {"interval"})
 
     @field_validator("business_hours")
     @classmethod
@@ -452,7 +465,7 @@ class HeartbeatSpec(_Model):
     @field_validator("cron_expression")
     @classmethod
     def _check_cron(cls, value: str | None, info: ValidationInfo):
-        value = _only_for(value, info, {"cron"})
+        value = only_for(value, info, {"cron"})
         if value is not None:
             reason = cron_problem(value)
             if reason:
@@ -462,12 +475,12 @@ class HeartbeatSpec(_Model):
     @field_validator("time_of_day")
     @classmethod
     def _time_for_calendar(cls, value: str | None, info: ValidationInfo):
-        return _only_for(value, info, {"daily", "weekly"})
+        return only_for(value, info, {"daily", "weekly"})
 
     @field_validator("day_of_week")
     @classmethod
     def _check_day_of_week(cls, value: int | None, info: ValidationInfo):
-        value = _only_for(value, info, {"weekly"})
+        value = only_for(value, info, {"weekly"})
         if value is not None and not 0 <= value <= 6:
             raise problem(f"must be between 0 (Monday) and 6 (Sunday) (got {value})")
         return value
@@ -477,7 +490,7 @@ class HeartbeatSpec(_Model):
     def _check_cooldown(cls, value: int, info: ValidationInfo) -> int:
         if value < 0:
             raise problem(f"must be >= 0 (got {value})")
-        if value > MAX_COOLDOWN_SECONDS and _authoring(info):
+        if value > MAX_COOLDOWN_SECONDS and is_authoring(info):
             raise problem(f"must be at most {MAX_COOLDOWN_SECONDS} seconds (30 days) (got {value})")
         return value
 
@@ -518,7 +531,7 @@ _REQUIRED_BY = {
 }
 
 
-def _only_for(value: Any, info: ValidationInfo, schedule_types: set[str]) -> Any:
+def only_for(value: Any, info: ValidationInfo, schedule_types: set[str]) -> Any:
     """A schedule field is required for `schedule_types` and meaningless for the others."""
     schedule_type = info.data.get("schedule_type")
     if schedule_type is None:  # schedule_type itself was invalid; that error is enough
@@ -531,123 +544,3 @@ def _only_for(value: Any, info: ValidationInfo, schedule_types: set[str]) -> Any
             f" (this heartbeat is {schedule_type})"
         )
     return value
-
-
-# --- agents and the app ------------------------------------------------------------------------
-
-
-class AgentSpec(_Model):
-    """An agent of the app: who it is, what it may use, and what wakes it."""
-
-    id: Identifier
-    name: str = Field(default="", description="Display name; defaults to the id.")
-    system_prompt: str = Field(default="")
-    is_default: bool = Field(default=False)
-    team: list[Identifier] = Field(default_factory=list, description="Ids of agents it may delegate to.")
-    tools: list[str] = Field(default_factory=list, description="Skills this agent may call.")
-    heartbeats: list[HeartbeatSpec] = Field(default_factory=list)
-
-    @field_validator("system_prompt")
-    @classmethod
-    def _check_system_prompt(cls, value: str) -> str:
-        if len(value) > MAX_SYSTEM_PROMPT_CHARS:
-            raise problem(f"must be at most {MAX_SYSTEM_PROMPT_CHARS} characters (got {len(value)})")
-        return value
-
-    @field_validator("tools")
-    @classmethod
-    def _check_tools(cls, tools: list[str]) -> list[str]:
-        for index, tool in enumerate(tools):
-            if not _SKILL_NAME.fullmatch(tool):
-                raise problem(f"must be a skill name like 'records' (got {tool!r})", index)
-        return _unique(tools, what="skill")
-
-    @field_validator("team")
-    @classmethod
-    def _check_team(cls, team: list[str]) -> list[str]:
-        return _unique(team, what="team member")
-
-    @field_validator("heartbeats")
-    @classmethod
-    def _unique_slugs(cls, heartbeats: list[HeartbeatSpec]) -> list[HeartbeatSpec]:
-        seen: dict[str, int] = {}
-        for index, heartbeat in enumerate(heartbeats):
-            if heartbeat.slug in seen:
-                raise problem(
-                    f"duplicate slug {heartbeat.slug!r}: already used by heartbeats[{seen[heartbeat.slug]}] of this agent",
-                    index,
-                    "slug",
-                )
-            seen[heartbeat.slug] = index
-        return heartbeats
-
-    @model_validator(mode="after")
-    def _not_own_teammate(self) -> AgentSpec:
-        if self.id in self.team:
-            raise problem(f"an agent cannot delegate to itself ({self.id!r})", "team", self.team.index(self.id))
-        return self
-
-    @property
-    def display_name(self) -> str:
-        return self.name or self.id
-
-
-def _unique(values: list[str], *, what: str) -> list[str]:
-    for index, value in enumerate(values):
-        if value in values[:index]:
-            raise problem(f"{what} {value!r} is listed twice", index)
-    return values
-
-
-def _version(value: Any) -> Any:
-    # `version: 1.0` is a YAML float; keep what the author meant rather than fail on it.
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-class AppManifest(_Model):
-    """An agent app: the unit a tenant installs."""
-
-    id: Identifier = Field(description="App id; part of every heartbeat's workflow id.")
-    name: str = Field(default="", description="Display name; defaults to the id.")
-    version: str = Field(default="0.0.0", description="The app's version, e.g. 1.0.0.")
-    agents: list[AgentSpec] = Field(min_length=1)
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _coerce_version(cls, value: Any) -> Any:
-        return _version(value)
-
-    @field_validator("agents")
-    @classmethod
-    def _check_agents(cls, agents: list[AgentSpec]) -> list[AgentSpec]:
-        ids: dict[str, int] = {}
-        for index, agent in enumerate(agents):
-            if agent.id in ids:
-                raise problem(f"duplicate agent id {agent.id!r}: already used by agents[{ids[agent.id]}]", index, "id")
-            ids[agent.id] = index
-        defaults = [index for index, agent in enumerate(agents) if agent.is_default]
-        if len(defaults) > 1:
-            raise problem(
-                f"only one agent may be is_default (agents {', '.join(map(str, defaults))} are)",
-                defaults[1],
-                "is_default",
-            )
-        for index, agent in enumerate(agents):
-            for position, member in enumerate(agent.team):
-                if member not in ids:
-                    raise problem(f"no agent {member!r} in this app", index, "team", position)
-        return agents
-
-    @property
-    def display_name(self) -> str:
-        return self.name or self.id
-
-    @property
-    def default_agent(self) -> AgentSpec:
-        return next((agent for agent in self.agents if agent.is_default), self.agents[0])
-
-    def heartbeats(self) -> list[tuple[AgentSpec, HeartbeatSpec]]:
-        """Every (agent, heartbeat) pair, in manifest order."""
-        return [(agent, heartbeat) for agent in self.agents for heartbeat in agent.heartbeats]

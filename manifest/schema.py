@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from manifest.models import MAX_INTERVAL_MINUTES, AppManifest
+from manifest.app import AppManifest
+from manifest.models import MAX_INTERVAL_MINUTES
 
 SCHEMA_ID = "https://agent-heartbeats.dev/manifest.schema.json"
 
@@ -25,6 +26,13 @@ def manifest_json_schema() -> dict[str, Any]:
     }
     for window in ("active_hours", "business_hours"):
         heartbeat[window] = _window_or_shorthand(heartbeat[window])
+    task = schema["$defs"]["TaskSpec"]["properties"]
+    task["cooldown_minutes"] = heartbeat["cooldown_minutes"]
+    task["active_hours"] = _window_or_shorthand(task["active_hours"])
+    schedule_trigger = schema["$defs"]["ScheduleTrigger"]["properties"]
+    schedule_trigger["cron"] = {"type": "string", "description": "Shorthand for cron_expression."}
+    poll = schema["$defs"]["HeartbeatTrigger"]["properties"]
+    poll["business_hours"] = _window_or_shorthand(poll["business_hours"])
     return schema
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from manifest.models import AgentSpec, AppManifest
+from manifest.app import AgentSpec, AppManifest
 from store.models import App, AppVersion
 from store.store import Areas
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from manifest.app import AppManifest
 from manifest.loader import MAX_FILE_BYTES, ManifestError, load_manifest, parse_manifest
-from manifest.models import AppManifest
 from manifest.schema import manifest_json_schema_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -331,3 +331,59 @@ def test_schema_accepts_the_window_shorthand_the_loader_accepts(field):
 def test_manifest_round_trips_through_json():
     manifest = load_manifest(ROOT / "manifests" / "cmo.yaml")
     assert AppManifest.model_validate_json(manifest.model_dump_json()) == manifest
+
+
+TASKS = """\
+id: support
+agents:
+  - id: reviewer
+    tools: [records, email]
+    tasks:
+      - slug: review_cases
+        prompt: Review each new case; reply HEARTBEAT_OK when nothing needs doing.
+        dedupe: {key: case_id, ttl_hours: 48}
+        active_hours: "08:00-20:00"
+        cooldown_minutes: 5
+        triggers:
+          - type: event
+            event: case.created
+          - type: heartbeat
+            interval_minutes: {business_hours: 1, overnight: 120}
+            business_hours: {start: "09:00", end: "18:00", timezone: user}
+            skill: _internal_app_records
+            tool: query
+            params: {record_type: case, status: open}
+          - type: schedule
+            cron: "0 9 * * 1-5"
+          - type: threshold
+            metric: error_rate
+            above: 0.02
+          - type: a2a
+            from: [senior]
+          - type: manual
+  - id: senior
+    team: [reviewer]
+"""
+
+
+def test_a_task_with_all_six_triggers_validates_and_survives_storage():
+    manifest = parse_manifest(TASKS)
+    [(agent, task)] = manifest.tasks()
+    assert agent.id == "reviewer" and task.slug == "review_cases"
+    assert [trigger.type for trigger in task.triggers] == ["event", "heartbeat", "schedule", "threshold", "a2a", "manual"]
+    assert (task.dedupe.key, task.dedupe.ttl_hours, task.cooldown_seconds) == ("case_id", 48, 300)
+    assert task.triggers[1].interval_minutes.business_hours == 1  # down to one minute for a task's poll
+    assert task.triggers[2].calendar_cron() == "0 9 * * 1-5" and task.triggers[4].from_ == ["senior"]
+    # What install stores is the dumped manifest: it validates again, unchanged.
+    stored = manifest.model_dump(mode="json")
+    assert AppManifest.model_validate(stored) == manifest
+
+
+def test_the_schema_describes_tasks_and_their_shorthand():
+    schema = json.loads((ROOT / "manifest.schema.json").read_text())
+    task = schema["$defs"]["TaskSpec"]["properties"]
+    assert {"slug", "triggers", "dedupe", "cooldown_minutes", "active_hours"} <= set(task)
+    kinds = {ref["$ref"].rsplit("/", 1)[1] for ref in task["triggers"]["items"]["oneOf"]}
+    assert kinds == {"ScheduleTrigger", "HeartbeatTrigger", "EventTrigger", "ThresholdTrigger", "A2aTrigger",
+                     "ManualTrigger"}
+    assert "cron" in schema["$defs"]["ScheduleTrigger"]["properties"]

@@ -22,7 +22,7 @@ from client.install import installed_hash
 from contract.llm import ToolDef
 from contract.messages import MAX_TOOL_RESULT_CHARS, TickRef, ToolCallRequest
 from drills.provider_server import ProviderServer, text_reply
-from manifest.models import AppManifest
+from manifest.app import AppManifest
 from skills import (
     ENTRY_POINT_GROUP,
     SKILL_MODULES_ENV,
