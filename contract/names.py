@@ -12,6 +12,7 @@ TASK_QUEUE = "heartbeats"
 
 # Workflow types: registered by the worker under these names; clients start and list them by name.
 HEARTBEAT_WORKFLOW = "HeartbeatWorkflow"
+TASK_WORKFLOW = "TaskWorkflow"
 VISION_WORKFLOW = "VisionWorkflow"
 
 # Signals and the query of a heartbeat, by the names operators type into `temporal workflow signal/query`.
@@ -22,6 +23,13 @@ SIGNAL_ENABLE = "enable"
 SIGNAL_RECONFIGURE = "reconfigure"
 QUERY_STATUS = "status"
 HEARTBEAT_SIGNALS = (SIGNAL_RUN_NOW, SIGNAL_PAUSE, SIGNAL_RESUME, SIGNAL_ENABLE, SIGNAL_RECONFIGURE)
+
+# A task takes the heartbeat's signals (run_now with an optional payload and `force`), and the
+# cases its pushed triggers bring.
+SIGNAL_EVENT = "event"
+SIGNAL_THRESHOLD = "threshold"
+SIGNAL_A2A = "a2a"
+TASK_SIGNALS = (*HEARTBEAT_SIGNALS, SIGNAL_EVENT, SIGNAL_THRESHOLD, SIGNAL_A2A)
 
 # The vision workflow's signal: a heartbeat's reply asked for deeper re-planning.
 SIGNAL_ESCALATE = "escalate"
@@ -35,9 +43,14 @@ COMPLETE_TICK = "complete_tick"
 RECORD_RECEIPT = "record_receipt"
 WAKE_VISION = "wake_vision"
 RECORD_VISION_PLAN = "record_vision_plan"
+TASK_POLL = "task_poll"  # a task's heartbeat trigger: pre-filter, case keys, dedupe
+TASK_CASES = "task_cases"  # the cases its pushed triggers brought: bodies, keys, dedupe
 
 HEARTBEAT_ID_PREFIX = "heartbeat"
+TASK_ID_PREFIX = "task"
 VISION_ID_PREFIX = "vision"
+# The long-lived entities operators list, signal and read the receipts of, by ID prefix.
+ENTITY_ID_PREFIXES = (HEARTBEAT_ID_PREFIX, TASK_ID_PREFIX)
 
 
 def heartbeat_workflow_id(tenant: str, app: str, agent: str, slug: str) -> str:
@@ -52,6 +65,22 @@ def parse_heartbeat_workflow_id(value: str) -> tuple[str, str, str, str]:
     if len(parts) != 5 or parts[0] != HEARTBEAT_ID_PREFIX or any(id_problem(p) for p in parts[1:]):
         raise ValueError(f"not a heartbeat workflow ID: {value!r} (expected heartbeat:TENANT:APP:AGENT:SLUG)")
     return parts[1], parts[2], parts[3], parts[4]
+
+
+def task_workflow_id(tenant: str, app: str, agent: str, slug: str) -> str:
+    """`task:{tenant}:{app}:{agent}:{slug}`; ValueError naming the part that is not an id."""
+    _check_parts(tenant=tenant, app=app, agent=agent, slug=slug)
+    return f"{TASK_ID_PREFIX}:{tenant}:{app}:{agent}:{slug}"
+
+
+def parse_entity_workflow_id(value: str) -> tuple[str, str, str, str, str]:
+    """(kind, tenant, app, agent, slug) of a heartbeat's or a task's workflow ID (kind `heartbeat`
+    or `task`); ValueError if it is neither."""
+    parts = value.split(":") if isinstance(value, str) else []
+    if len(parts) != 5 or parts[0] not in ENTITY_ID_PREFIXES or any(id_problem(p) for p in parts[1:]):
+        raise ValueError(f"not a heartbeat or task workflow ID: {value!r} (expected heartbeat:TENANT:APP:AGENT:SLUG"
+                         " or task:TENANT:APP:AGENT:SLUG)")
+    return parts[0], parts[1], parts[2], parts[3], parts[4]
 
 
 def vision_workflow_id(tenant: str, app: str, agent: str) -> str:

@@ -25,6 +25,7 @@ Pure domain code, like manifest.models: no I/O, no Temporal imports.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -47,6 +48,7 @@ from manifest.models import (
     Identifier,
     ManifestModel,
     ModelTier,
+    SplitInterval,
     Window,
     between,
     check_prefilter_params,
@@ -88,7 +90,7 @@ TaskIntervalMinutes = Annotated[
 ]
 
 
-class TaskSplitInterval(ManifestModel):
+class TaskSplitInterval(SplitInterval):
     """A business-hours / overnight poll, e.g. {business_hours: 15, overnight: 120}."""
 
     business_hours: TaskIntervalMinutes = Field(description="Minutes between polls inside the window.")
@@ -253,7 +255,6 @@ Trigger = Annotated[
     Discriminator(_trigger_kind),
 ]
 TRIGGER_TAGS = frozenset(f"trigger:{kind}" for kind in TRIGGER_TYPES)
-TimeTrigger = ScheduleTrigger | HeartbeatTrigger
 
 
 # --- the task ----------------------------------------------------------------------------------
@@ -369,6 +370,32 @@ class TaskSpec(ManifestModel):
     def triggers_of(self, kind: str) -> list[Any]:
         return [trigger for trigger in self.triggers if trigger.type == kind]
 
+    def time_schedules(self) -> list[TimeSchedule]:
+        """The task's time triggers as schedules the schedule maths reads, in trigger order."""
+        return [TimeSchedule(trigger, self.active_hours, self.cooldown_seconds) for trigger in self.triggers
+                if isinstance(trigger, ScheduleTrigger | HeartbeatTrigger)]
+
+
+@dataclass(frozen=True)
+class TimeSchedule:
+    """A time trigger with the task's active hours and cooldown: what schedule.next_fire reads."""
+
+    trigger: ScheduleTrigger | HeartbeatTrigger
+    active_hours: Window | None
+    cooldown_seconds: int
+
     @property
-    def time_triggers(self) -> list[TimeTrigger]:
-        return [trigger for trigger in self.triggers if isinstance(trigger, ScheduleTrigger | HeartbeatTrigger)]
+    def schedule_type(self) -> str:
+        return "interval" if isinstance(self.trigger, HeartbeatTrigger) else self.trigger.schedule_type
+
+    @property
+    def interval_minutes(self) -> int | SplitInterval | None:
+        return self.trigger.interval_minutes if isinstance(self.trigger, HeartbeatTrigger) else None
+
+    @property
+    def business_hours(self) -> Window | None:
+        return self.trigger.business_hours if isinstance(self.trigger, HeartbeatTrigger) else None
+
+    def calendar_cron(self) -> str:
+        assert isinstance(self.trigger, ScheduleTrigger)
+        return self.trigger.calendar_cron()

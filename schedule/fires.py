@@ -14,11 +14,12 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from manifest.models import MAX_COOLDOWN_SECONDS, USER_TIMEZONE, HeartbeatSpec, SplitInterval, Window
+from manifest.models import MAX_COOLDOWN_SECONDS, USER_TIMEZONE, SplitInterval, Window
 from schedule.local_time import (
     DailyWindow,
     local_wall,
@@ -27,6 +28,24 @@ from schedule.local_time import (
     wall_to_utc,
     zone,
 )
+
+
+class Schedule(Protocol):
+    """What the schedule maths reads: a heartbeat (manifest.models.HeartbeatSpec), or a task's time
+    trigger with the task's window and cooldown (manifest.tasks.TimeSchedule)."""
+
+    @property
+    def schedule_type(self) -> str: ...
+    @property
+    def interval_minutes(self) -> int | SplitInterval | None: ...
+    @property
+    def business_hours(self) -> Window | None: ...
+    @property
+    def active_hours(self) -> Window | None: ...
+    @property
+    def cooldown_seconds(self) -> int: ...
+    def calendar_cron(self) -> str: ...
+
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # No schedule that validates needs longer than this between fires (a cron on 29 February
@@ -42,7 +61,7 @@ def tenant_salt(tenant_id: str, interval_minutes: int) -> int:
     return int.from_bytes(digest[:8], "big") % (min(interval_minutes, 10) * 60)
 
 
-def heartbeat_zone(heartbeat: HeartbeatSpec, tenant_timezone: str) -> str:
+def heartbeat_zone(heartbeat: Schedule, tenant_timezone: str) -> str:
     """The zone a heartbeat's times are computed in: active_hours.timezone, else the tenant's."""
     return _zone_name(heartbeat.active_hours, tenant_timezone)
 
@@ -53,7 +72,7 @@ def _zone_name(window: Window | None, tenant_timezone: str) -> str:
     return tenant_timezone or "UTC"
 
 
-def cooldown(heartbeat: HeartbeatSpec) -> timedelta:
+def cooldown(heartbeat: Schedule) -> timedelta:
     """The heartbeat's cooldown, never longer than the 30 days validation allows: a spec built
     without validation must not overflow `timedelta` and fail every computation that uses it."""
     return timedelta(seconds=min(heartbeat.cooldown_seconds, MAX_COOLDOWN_SECONDS))
@@ -120,7 +139,7 @@ class Source:
     windows: tuple[tuple[DailyWindow, ZoneInfo], ...]
 
 
-def sources(heartbeat: HeartbeatSpec, *, tenant_id: str, tenant_timezone: str = "UTC") -> list[Source]:
+def sources(heartbeat: Schedule, *, tenant_id: str, tenant_timezone: str = "UTC") -> list[Source]:
     tz = zone(heartbeat_zone(heartbeat, tenant_timezone))
     active: tuple[tuple[DailyWindow, ZoneInfo], ...] = ()
     if heartbeat.active_hours is not None:
@@ -163,7 +182,7 @@ def _first_due(source: Source, lower: datetime, horizon: datetime) -> datetime |
 
 
 def next_fire(
-    heartbeat: HeartbeatSpec,
+    heartbeat: Schedule,
     *,
     tenant_id: str,
     after: datetime,
@@ -190,7 +209,7 @@ def next_fire(
 
 
 def upcoming_fires(
-    heartbeat: HeartbeatSpec,
+    heartbeat: Schedule,
     *,
     tenant_id: str,
     after: datetime,

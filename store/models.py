@@ -194,5 +194,8 @@ class Receipt(FromRow):
     duration_ms: int
     error: str | None
     reply: str | None
+    cases: int
+    duplicates: int
+    forced: bool
 
 

@@ -27,11 +27,15 @@ from store.apps import Apps
 from store.config import resolve_database_url
 from store.conversations import Conversations
 from store.db import Db, SharedTransaction, TransactionPerCall, create_engine, transaction
+from store.dedupe import Dedupe
+from store.events import Events
 from store.memory import Memory
+from store.metrics import Metrics
 from store.migrate import upgrade
 from store.outbox import Outbox
 from store.receipts import Receipts
 from store.records import Kv, Records
+from store.secrets import WebhookSecrets
 from store.tenants import Tenants
 
 FIRST_OPEN_ATTEMPTS = 20
@@ -75,6 +79,10 @@ class Areas:
         self.conversations = Conversations(db)
         self.outbox = Outbox(db)
         self.receipts = Receipts(db)
+        self.dedupe = Dedupe(db)
+        self.events = Events(db)
+        self.metrics = Metrics(db)
+        self.webhook_secrets = WebhookSecrets(db)
 
 
 class Transaction(Areas):

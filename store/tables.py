@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -222,6 +223,11 @@ class ReceiptRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # What the agent said (an excerpt, capped by Receipts.add), so operators can read it.
     reply: Mapped[str | None] = mapped_column(Text)
+    # A task's run: how many cases the firing brought, how many of those were already processed,
+    # and whether an operator forced it past dedupe.
+    cases: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    forced: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class OutboxRow(Base):
@@ -243,4 +249,67 @@ class OutboxRow(Base):
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="queued")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProcessedCaseRow(Base):
+    """A case a task has processed, by key, until `expires_at` (the task's dedupe TTL)."""
+
+    __tablename__ = "processed_cases"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    task_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    case_key: Mapped[str] = mapped_column(KeyString, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EventRow(Base):
+    """An event posted to an app, once per id: its body, and which tasks it was delivered to."""
+
+    __tablename__ = "events"
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    app_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    body: Mapped[Any] = mapped_column(JSONData)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tasks: Mapped[Any | None] = mapped_column(NullableJSONData)  # task workflow ids, once delivered
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MetricRow(Base):
+    """A metric's last value, per app."""
+
+    __tablename__ = "metrics"
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    app_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ThresholdStateRow(Base):
+    """Whether a task's threshold trigger is armed: it fires once per crossing into its condition."""
+
+    __tablename__ = "threshold_states"
+
+    task_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    trigger: Mapped[int] = mapped_column(Integer, primary_key=True)  # the trigger's index in the task
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    armed: Mapped[bool] = mapped_column(Boolean, default=True)
+    crossed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookSecretRow(Base):
+    """The secret outside senders sign an app's events with (Standard Webhooks)."""
+
+    __tablename__ = "webhook_secrets"
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    app_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    secret: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
