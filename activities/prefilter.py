@@ -25,8 +25,10 @@ Temporal retries them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +68,50 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, PoolTimeou
 MAX_ERROR_MESSAGE = 300  # an app fault's message, as it appears in the failed receipt
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a pre-filter looks: an internal source, or a registered skill's LOW-risk tool."""
+
+    skill: str
+    tool: str
+    params: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.skill if self.skill in (INTERNAL_APP_RECORDS, INTERNAL_AGENT_MEMORY) else f"{self.skill}.{self.tool}"
+
+
+@dataclass(frozen=True)
+class FoundRow:
+    """A row a pre-filter found, and its own key: `record_type:id` for an app record,
+    `memory:{id}` for a memory entry, a tool row's `id` field (else a hash of the row)."""
+
+    key: str
+    body: Any
+
+
+async def find_rows(store: Store, skills: SkillRegistry, tick: TickRef, source: Source, *, now: datetime) -> list[FoundRow]:
+    """What the pre-filter finds (one more than MAX_PREFILTER_ROWS at most, to tell "exactly 50" from
+    "more"); app faults as non-retryable ApplicationErrors, infrastructure faults unchanged."""
+    try:
+        if source.skill == INTERNAL_APP_RECORDS:
+            _require_query_tool(source)
+            return await _app_records(store, tick, source.params)
+        if source.skill == INTERNAL_AGENT_MEMORY:
+            _require_query_tool(source)
+            return await _agent_memory(store, tick, source.params, now=now)
+        return await _skill_tool(store, skills, tick, source, now=now)
+    except ApplicationError:
+        raise
+    except INFRASTRUCTURE_ERRORS:
+        raise  # retryable: the database or network is down, not the app
+    except StoreError as exc:
+        # The store refuses these params (bad filter value, key too long): the manifest must change.
+        raise _app_fault(f"{source.name}: {exc}", ERROR_BAD_PARAMS) from None
+    except Exception as exc:
+        raise _app_fault(f"{source.name} failed: {type(exc).__name__}: {exc}", ERROR_PREFILTER_FAILED) from None
+
+
 async def run_prefilter(
     store: Store, skills: SkillRegistry, request: PrefilterRequest, *, now: datetime | None = None
 ) -> PrefilterResult:
@@ -75,24 +121,8 @@ async def run_prefilter(
     # The tick's own time, or later when the activity runs late (a retry): what is due is judged
     # as of the tick, never before it. (On the time-skipping test server tick time runs ahead.)
     now = now or max(datetime.now(UTC), request.tick.at)
-    try:
-        if request.skill == INTERNAL_APP_RECORDS:
-            _require_query_tool(request)
-            matched = await _app_records(store, tick, request.params)
-        elif request.skill == INTERNAL_AGENT_MEMORY:
-            _require_query_tool(request)
-            matched = await _agent_memory(store, tick, request.params, now=now)
-        else:
-            matched = await _skill_tool(store, skills, request, now=now)
-    except ApplicationError:
-        raise
-    except INFRASTRUCTURE_ERRORS:
-        raise  # retryable: the database or network is down, not the app
-    except StoreError as exc:
-        # The store refuses these params (bad filter value, key too long): the manifest must change.
-        raise _app_fault(f"{_source(request)}: {exc}", ERROR_BAD_PARAMS) from None
-    except Exception as exc:
-        raise _app_fault(f"{_source(request)} failed: {type(exc).__name__}: {exc}", ERROR_PREFILTER_FAILED) from None
+    source = Source(request.skill, request.tool, request.params)
+    matched = [row.body for row in await find_rows(store, skills, tick, source, now=now)]
 
     rows, truncated = cap_rows(matched)
     if rows and _feeds_commitments(request):
@@ -106,7 +136,7 @@ async def run_prefilter(
         )
     activity.logger.info(
         "prefilter %s for %s: %d matched, %d kept%s",
-        _source(request),
+        source.name,
         tick.heartbeat_id,
         len(matched),
         len(rows),
@@ -149,12 +179,12 @@ def cap_rows(matched: list[Any]) -> tuple[list[Any], bool]:
 # ---------------------------------------------------------------------------------- sources
 
 
-def _require_query_tool(request: PrefilterRequest) -> None:
-    if request.tool != "query":
-        raise _app_fault(f'{request.skill} has only the tool "query" (got {request.tool!r})', ERROR_BAD_PARAMS)
+def _require_query_tool(source: Source) -> None:
+    if source.tool != "query":
+        raise _app_fault(f'{source.skill} has only the tool "query" (got {source.tool!r})', ERROR_BAD_PARAMS)
 
 
-async def _app_records(store: Store, tick: TickRef, params: dict[str, Any]) -> list[Any]:
+async def _app_records(store: Store, tick: TickRef, params: dict[str, Any]) -> list[FoundRow]:
     filters = dict(params)
     record_type = filters.pop("record_type", None)
     if not isinstance(record_type, str) or not record_type:
@@ -163,12 +193,13 @@ async def _app_records(store: Store, tick: TickRef, params: dict[str, Any]) -> l
             ERROR_BAD_PARAMS,
         )
     # One more than the cap: tells "exactly 50" from "more than 50".
-    return await store.records.query(
+    found = await store.records.find(
         tenant=tick.tenant, app=tick.app, record_type=record_type, filters=filters, limit=MAX_PREFILTER_ROWS + 1
     )
+    return [FoundRow(f"{record.record_type}:{record.id}", record.data) for record in found]
 
 
-async def _agent_memory(store: Store, tick: TickRef, params: dict[str, Any], *, now: datetime) -> list[Any]:
+async def _agent_memory(store: Store, tick: TickRef, params: dict[str, Any], *, now: datetime) -> list[FoundRow]:
     unknown = sorted(set(params) - {"kind"})
     if unknown:
         # In particular no `agent`: the agent is the heartbeat's own, never chosen by params.
@@ -195,26 +226,27 @@ async def _agent_memory(store: Store, tick: TickRef, params: dict[str, Any], *, 
         entries = await store.memory.query(
             tenant=tick.tenant, app=tick.app, agent=tick.agent, kind=kind, now=now, limit=MAX_PREFILTER_ROWS + 1
         )
-    return [entry.to_json() for entry in entries]
+    return [FoundRow(f"memory:{entry.id}", entry.to_json()) for entry in entries]
 
 
 def _feeds_commitments(request: PrefilterRequest) -> bool:
     return request.skill == INTERNAL_AGENT_MEMORY and request.params.get("kind") == COMMITMENT_KIND
 
 
-async def _skill_tool(store: Store, skills: SkillRegistry, request: PrefilterRequest, *, now: datetime) -> list[Any]:
+async def _skill_tool(
+    store: Store, skills: SkillRegistry, tick: TickRef, source: Source, *, now: datetime
+) -> list[FoundRow]:
     try:
-        spec = skills.tool(request.skill, request.tool)
+        spec = skills.tool(source.skill, source.tool)
     except SkillError as exc:
         raise _app_fault(str(exc), ERROR_UNKNOWN_SKILL) from None
-    problem = skills.prefilter_problem(request.skill, request.tool)
+    problem = skills.prefilter_problem(source.skill, source.tool)
     if problem:
         raise _app_fault(problem, ERROR_TOOL_NOT_ALLOWED)
     try:
-        args = check_arguments(spec, dict(request.params))
+        args = check_arguments(spec, dict(source.params))
     except InvalidArgumentsError as exc:
-        raise _app_fault(f"{request.skill}.{exc}", ERROR_BAD_PARAMS) from None
-    tick = request.tick
+        raise _app_fault(f"{source.skill}.{exc}", ERROR_BAD_PARAMS) from None
     # LOW tools do not write, but a key costs nothing and lets a handler log or dedupe.
     ctx = SkillContext.for_tick(store, tick, now=now, idempotency_key=f"{tick.heartbeat_id}/{tick.tick_id}/prefilter")
     result = await spec.handler(ctx, args)
@@ -222,8 +254,8 @@ async def _skill_tool(store: Store, skills: SkillRegistry, request: PrefilterReq
     try:
         json.dumps(rows, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise _app_fault(f"{_source(request)} returned rows that are not JSON: {exc}", ERROR_PREFILTER_FAILED) from None
-    return rows
+        raise _app_fault(f"{source.name} returned rows that are not JSON: {exc}", ERROR_PREFILTER_FAILED) from None
+    return [FoundRow(_row_key(row), row) for row in rows]
 
 
 def _as_rows(result: Any) -> list[Any]:
@@ -238,10 +270,12 @@ def _as_rows(result: Any) -> list[Any]:
 # ---------------------------------------------------------------------------------- helpers
 
 
-def _source(request: PrefilterRequest) -> str:
-    if request.skill in (INTERNAL_APP_RECORDS, INTERNAL_AGENT_MEMORY):
-        return request.skill
-    return f"{request.skill}.{request.tool}"
+def _row_key(row: Any) -> str:
+    """A tool row's own key: its `id` field, else a hash of the row (the same row, the same key)."""
+    if isinstance(row, dict) and isinstance(row.get("id"), str | int) and not isinstance(row.get("id"), bool):
+        return str(row["id"])
+    canonical = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def _app_fault(message: str, error_type: str) -> ApplicationError:

@@ -102,7 +102,14 @@ class Records(_AppData):
     async def query(
         self, *, tenant: str, app: str, record_type: str, filters: Mapping[str, Scalar], limit: int = 100
     ) -> list[Any]:
-        """The data of records of `record_type` whose top-level fields equal `filters`, by key.
+        """The data of `find`'s records."""
+        return [record.data for record in await self.find(tenant=tenant, app=app, record_type=record_type,
+                                                           filters=filters, limit=limit)]
+
+    async def find(
+        self, *, tenant: str, app: str, record_type: str, filters: Mapping[str, Scalar], limit: int = 100
+    ) -> list[Record]:
+        """The records of `record_type` whose top-level fields equal `filters`, by key.
 
         Matching happens in SQL with JSON's types (see store.filters): True != 1, "1" != 1,
         1 == 1.0, None matches only an explicit null. Only object-valued records match.
@@ -110,7 +117,7 @@ class Records(_AppData):
         check_ids(tenant=tenant, app=app)
         checked = check_filters(filters)
         query = (
-            select(app_records.c.data)
+            select(app_records)
             .where(
                 app_records.c.tenant_id == tenant,
                 app_records.c.app_id == app,
@@ -121,7 +128,7 @@ class Records(_AppData):
             .limit(check_limit(limit))
         )
         async with self._db.read() as conn:
-            return list((await conn.execute(query)).scalars())
+            return [Record.from_row(row) for row in (await conn.execute(query)).all()]
 
 
 class Kv(_AppData):

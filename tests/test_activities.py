@@ -314,6 +314,9 @@ async def test_empty_prefilter_writes_one_skipped_receipt_even_when_retried(stor
         "duration_ms": 0,
         "error": None,
         "reply": None,
+        "cases": 0,
+        "duplicates": 0,
+        "forced": False,
     }
 
 
