@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 
 from activities.agent import offline_reply
+from activities.cases import run_task_cases, run_task_poll
 from activities.prefilter import run_prefilter
 from activities.ticks import complete_tick, record_receipt
 from activities.tools import allowed_skills_for, run_tool_call
@@ -30,6 +31,9 @@ from contract.messages import (
     PrefilterRequest,
     PrefilterResult,
     ReceiptRequest,
+    TaskCases,
+    TaskCasesRequest,
+    TaskPollRequest,
     TickCompletion,
     ToolCallRequest,
     ToolResult,
@@ -43,6 +47,8 @@ from contract.names import (
     RECORD_RECEIPT,
     RECORD_VISION_PLAN,
     SIGNAL_ESCALATE,
+    TASK_CASES,
+    TASK_POLL,
     TASK_QUEUE,
     TOOL_CALL,
     VISION_WORKFLOW,
@@ -101,6 +107,16 @@ class HeartbeatActivities:
             len(reply.text),
         )
         return reply
+
+    @activity.defn(name=TASK_POLL)
+    async def task_poll(self, request: TaskPollRequest) -> TaskCases:
+        """A task's poll: the pre-filter's rows as cases, minus those already processed."""
+        return await run_task_poll(self.store, self.skills, request)
+
+    @activity.defn(name=TASK_CASES)
+    async def task_cases(self, request: TaskCasesRequest) -> TaskCases:
+        """The cases a task's schedule or pushed triggers brought, minus those already processed."""
+        return await run_task_cases(self.store, request)
 
     @activity.defn(name=COMPLETE_TICK)
     async def complete_tick(self, request: CompleteTickRequest) -> TickCompletion:
@@ -165,4 +181,4 @@ class HeartbeatActivities:
     def all(self) -> list[Callable[..., Any]]:
         """The bound activity methods, for `Worker(activities=...)`."""
         return [self.prefilter, self.agent_turn, self.agent_step, self.tool_call, self.complete_tick,
-                self.record_receipt, self.wake_vision, self.record_vision_plan]
+                self.record_receipt, self.wake_vision, self.record_vision_plan, self.task_poll, self.task_cases]

@@ -15,6 +15,7 @@ RECORD_RECEIPT: the receipt of a tick that ended without a reply (skipped, faile
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
@@ -74,11 +75,17 @@ async def complete_tick(store: Store, request: CompleteTickRequest) -> TickCompl
                 tokens_out=request.reply.tokens_out,
                 duration_ms=request.duration_ms,
                 reply=verdict.text,
+                cases=request.cases,
+                duplicates=request.duplicates,
+                forced=request.forced,
             )
             if not written:
                 activity.logger.info("%s tick %s: already completed", tick.heartbeat_id, tick.tick_id)
                 return completion
             await _complete_fed_commitments(tx, tick)
+            if request.processed:  # a task's cases: not run again within its dedupe TTL
+                await tx.dedupe.mark(tenant=tick.tenant, task_id=tick.heartbeat_id, keys=request.processed,
+                                     now=max(utcnow(), tick.at), ttl=timedelta(hours=request.ttl_hours))
             if verdict.suppressed:
                 # Nothing persisted but the receipt: keeps the dedicated thread bounded.
                 return completion
@@ -113,6 +120,9 @@ async def record_receipt(store: Store, request: ReceiptRequest) -> bool:
             rows=request.rows,
             error=error,
             duration_ms=request.duration_ms,
+            cases=request.cases,
+            duplicates=request.duplicates,
+            forced=request.forced,
         )
     except StoreError as exc:
         raise _rejected(exc) from None

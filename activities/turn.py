@@ -50,9 +50,10 @@ async def run_agent_step(store: Store, skills: SkillRegistry, request: AgentStep
     provider, model = resolve_for_tenant(tenant, request.model_tier)
     installed = await installed_app(store, tenant=tick.tenant, app=tick.app, manifest_hash=request.definition)
     spec = installed.agent(tick.agent) if installed is not None else None
-    protocol, user_message = (
-        (VISION_PROTOCOL, request.prompt) if request.purpose == "vision" else (HEARTBEAT_PROTOCOL, tick_message(request))
-    )
+    protocol, user_message = {
+        "vision": (VISION_PROTOCOL, request.prompt),
+        "task": (TASK_PROTOCOL, cases_message(request)),
+    }.get(request.purpose, (HEARTBEAT_PROTOCOL, tick_message(request)))
     history = await _history(store, request)
     messages = [*history, ChatMessage(role="user", content=user_message),
                 *(ChatMessage.model_validate(m) for m in request.turn)]
@@ -69,6 +70,18 @@ async def run_agent_step(store: Store, skills: SkillRegistry, request: AgentStep
     response = await call_llm(llm_request, caller=caller)
     return AgentStepResult(**(response.model_dump() | {"text": response.text[:MAX_TURN_MESSAGE_CHARS]}),
                            definition=installed.manifest_hash if installed is not None else None)
+
+
+TASK_PROTOCOL = """\
+This is a run of one of your tasks, not a user message: handle each case below, using your tools
+where needed. If there is nothing to do, reply with exactly HEARTBEAT_OK."""
+
+
+def cases_message(request: AgentStepRequest) -> str:
+    """The task's prompt and the cases to handle (each `{"key", "case"}`), as the run's user message."""
+    cases = json.dumps(request.rows, ensure_ascii=False, default=str, indent=1)
+    prompt = request.prompt or "Handle each case."
+    return f"{prompt}\n\nCases: {len(request.rows)}\n```json\n{cases}\n```"
 
 
 def tick_message(request: AgentStepRequest) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from contract.llm import LlmResponse
+from contract.task import PendingCase
 from contract.vocabulary import ConversationMode, ModelTier, Outcome, Trigger
 
 # Caps on what enters history from one tick.
@@ -86,6 +87,13 @@ class CompleteTickRequest(_Message):
     rows: int
     conversation_mode: ConversationMode
     duration_ms: int
+    # A task's run: the case keys to mark processed (for `ttl_hours`) in the same transaction as the
+    # receipt, and what the receipt counts.
+    processed: list[str] = Field(default_factory=list)
+    ttl_hours: int = 0
+    cases: int = 0
+    duplicates: int = 0
+    forced: bool = False
 
 
 class TickCompletion(_Message):
@@ -102,6 +110,9 @@ class ReceiptRequest(_Message):
     rows: int = 0
     error: str | None = None
     duration_ms: int = 0
+    cases: int = 0
+    duplicates: int = 0
+    forced: bool = False
 
 
 # --- the durable agent turn: LLM step ⇄ tool calls, each its own activity ----------------------
@@ -133,8 +144,8 @@ class AgentStepRequest(_Message):
     # The manifest version (its hash) the turn's first step read the agent from: every later step
     # and tool call of the turn reads that same version, even after a re-install. None: the current one.
     definition: str | None = None
-    # What the step is for: the system prompt's protocol differs between a heartbeat tick and a vision phase.
-    purpose: Literal["tick", "vision"] = "tick"
+    # What the step is for: the protocol differs for a heartbeat tick, a task's run and a vision phase.
+    purpose: Literal["tick", "task", "vision"] = "tick"
 
 
 class AgentStepResult(LlmResponse):
@@ -162,3 +173,48 @@ class ToolResult(_Message):
 class WakeVisionRequest(_Message):
     tick: TickRef
     reason: str
+
+
+# --- a task's cases: dedupe before any LLM call --------------------------------------------------
+
+MAX_CASE_BODY_CHARS = 3_000  # a case's body as JSON, as it enters history (a longer one is cut)
+# Pushed cases one run takes (the rest wait for the next run): so many capped bodies always fit the
+# MAX_PREFILTER_BYTES a run's rows may take in history, so none is cut off and lost.
+MAX_CASES_PER_RUN = 15
+
+
+class TaskCase(_Message):
+    key: str
+    body: Any  # at most MAX_CASE_BODY_CHARS of JSON
+
+
+class TaskCases(_Message):
+    """The cases a firing brought that the task has not processed within its TTL (capped), and counts."""
+
+    cases: list[TaskCase]
+    total: int  # cases the firing brought
+    duplicates: int  # of those, processed within the TTL (dropped before any LLM call)
+    truncated: bool = False  # more new cases than fit: the rest come again with the next firing
+    forced: bool = False  # dedupe was bypassed
+    # Nothing new: the activity wrote the `skipped / prefilter_empty` or `skipped / duplicate` receipt.
+    receipt_written: bool = False
+
+
+class TaskPollRequest(_Message):
+    """A task's heartbeat trigger: the pre-filter, its rows as cases, dedupe."""
+
+    tick: TickRef
+    skill: str
+    tool: str
+    params: dict[str, Any]
+    dedupe_key: str | None
+    ttl_hours: int
+
+
+class TaskCasesRequest(_Message):
+    """The cases a task's schedule or pushed triggers brought."""
+
+    tick: TickRef
+    cases: list[PendingCase]
+    dedupe_key: str | None
+    ttl_hours: int

@@ -19,7 +19,7 @@ from contract.names import task_workflow_id
 from contract.vocabulary import Status
 from manifest.tasks import TaskSpec
 
-CaseSource = Literal["event", "threshold", "a2a", "manual"]
+CaseSource = Literal["schedule", "event", "threshold", "a2a", "manual"]
 MAX_PENDING_CASES = 1_000  # cases waiting for a run; beyond it the oldest are dropped (and logged)
 MAX_CASE_PAYLOAD_CHARS = 8_000  # a delegation's input or a manual run's payload, as JSON
 
@@ -52,7 +52,8 @@ class PendingCase(_Frozen):
     """A case a pushed trigger brought, waiting for the task's next run.
 
     `ref` finds its body: an event's id (the body is in the store), a metric crossing's
-    `metric@time`, a delegation's id; `payload` is the small body of a delegation or a manual run.
+    `metric@time`, a delegation's id, a schedule's due time; `payload` is the small body of a
+    delegation, a crossing or a manual run.
     `key` is set when the sender knows it (a manual run's key); otherwise the run derives it.
     """
 

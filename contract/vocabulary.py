@@ -12,8 +12,9 @@ from typing import Literal, get_args
 from manifest.models import ConversationMode, ModelTier
 
 Status = Literal["active", "paused", "disabled"]
-# What woke a tick. `escalation`: a vision pass woken by a heartbeat's reply.
-Trigger = Literal["schedule", "run_now", "escalation"]
+# What woke a tick: a heartbeat's schedule or run-now, a task's trigger (`manual` is a task's
+# run-now), or `escalation`: a vision pass woken by a heartbeat's reply.
+Trigger = Literal["schedule", "run_now", "escalation", "heartbeat", "event", "threshold", "a2a", "manual"]
 Outcome = Literal["skipped", "suppressed", "substantive", "failed", "refused"]
 ProviderName = Literal["anthropic", "openai", "offline"]
 # Conversations the store keeps: `isolated` turns keep none.

@@ -16,16 +16,13 @@ contracts are pure modules passed through the sandbox (their zoneinfo objects ar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
-from temporalio.common import RawValue
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from contract.heartbeat import (
-        MAX_CONSECUTIVE_FAILURES,
         HeartbeatConfig,
         HeartbeatInput,
         HeartbeatState,
@@ -37,10 +34,8 @@ with workflow.unsafe.imports_passed_through():
         CompleteTickRequest,
         PrefilterRequest,
         PrefilterResult,
-        ReceiptRequest,
         TickCompletion,
         TickRef,
-        WakeVisionRequest,
     )
     from contract.names import (
         AGENT_TURN,
@@ -49,48 +44,34 @@ with workflow.unsafe.imports_passed_through():
         HEARTBEAT_WORKFLOW,
         PREFILTER,
         QUERY_STATUS,
-        RECORD_RECEIPT,
-        SIGNAL_ENABLE,
-        SIGNAL_PAUSE,
         SIGNAL_RECONFIGURE,
-        SIGNAL_RESUME,
         SIGNAL_RUN_NOW,
-        WAKE_VISION,
     )
-    from contract.search_attributes import SA_FAILURE_COUNT, SA_STATUS
-    from contract.vocabulary import Status, Trigger, iso_utc
+    from contract.vocabulary import Trigger, iso_utc
     from schedule import next_fire
     from schedule.fires import cooldown
     from workflows.activity_options import AGENT_ACTIVITY, STORE_ACTIVITY
-    from workflows.failures import error_text, error_type, excerpt, is_cancellation
+    from workflows.entity import EntityWorkflow, milliseconds
+    from workflows.failures import excerpt, is_cancellation
     from workflows.turn import AgentTurn, run_agent_turn
 
 # Behaviour changes of running workflows go behind a patch (see workflow.patched).
 PATCH_DURABLE_TURN = "durable-agent-turn"
 PATCH_RECONFIGURE_FROM_NOW = "reconfigure-from-now"
 
-MAX_IGNORED_SIGNALS = 5  # unknown signal names kept for the status query
-
-
 @workflow.defn(name=HEARTBEAT_WORKFLOW)
-class HeartbeatWorkflow:
+class HeartbeatWorkflow(EntityWorkflow):
+    KNOWN_SIGNALS = HEARTBEAT_SIGNALS
+
     @workflow.init
     def __init__(self, input: HeartbeatInput) -> None:
         self._config: HeartbeatConfig = input.config
         state = input.state
-        self._status: Status = state.status
-        self._failure_count = state.failure_count
-        self._last_run = state.last_run
+        self._init_entity(entity_id=input.config.workflow_id, status=state.status, failure_count=state.failure_count,
+                          last_run=state.last_run, last_due=state.last_due, ticks=state.ticks,
+                          max_ticks_per_run=input.max_ticks_per_run)
         self._last_heartbeat_ok_at = state.last_heartbeat_ok_at
-        self._last_due = state.last_due
         self._run_now_pending = state.run_now_pending
-        self._ticks_total = state.ticks
-        self._ticks_this_run = 0
-        self._next_due: datetime | None = None
-        self._woken = False  # config or status changed: recompute the next due time
-        self._max_ticks_per_run = input.max_ticks_per_run
-        self._published: tuple[str, int] | None = None
-        self._ignored_signals: list[str] = []
 
     @workflow.run
     async def run(self, input: HeartbeatInput) -> None:
@@ -111,26 +92,6 @@ class HeartbeatWorkflow:
         """Run one tick now, bypassing active hours and cooldown; pending requests coalesce."""
         self._run_now_pending = True
 
-    @workflow.signal(name=SIGNAL_PAUSE)
-    def pause(self) -> None:
-        if self._status == "active":
-            self._set_status("paused")
-
-    @workflow.signal(name=SIGNAL_RESUME)
-    def resume(self) -> None:
-        if self._status == "paused":
-            self._set_status("active")
-
-    @workflow.signal(name=SIGNAL_ENABLE)
-    def enable(self) -> None:
-        """Re-arm a disabled heartbeat (failure count back to 0)."""
-        if self._status == "disabled":
-            # The time spent disabled is not owed: resume on the grid, with no catch-up tick.
-            self._last_due = workflow.now()
-        if self._status == "disabled" or self._failure_count:
-            self._failure_count = 0
-            self._set_status("active" if self._status == "disabled" else self._status)
-
     @workflow.signal(name=SIGNAL_RECONFIGURE)
     def reconfigure(self, config: HeartbeatConfig) -> None:
         """A new spec from the sync client; takes effect from the next due time on.
@@ -150,15 +111,6 @@ class HeartbeatWorkflow:
                 now = workflow.now()
                 self._last_due = max(self._last_due, now) if self._last_due else now
 
-    @workflow.signal(dynamic=True)
-    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
-        """A signal of a name this workflow does not know (a typo such as `runnow`): ignored, but
-        logged with the known names and kept for the status query, so the sender can see it."""
-        workflow.logger.warning("%s ignored unknown signal %r; known signals: %s", self._config.workflow_id, name,
-                                ", ".join(HEARTBEAT_SIGNALS))
-        self._ignored_signals = [*self._ignored_signals, name[:100]][-MAX_IGNORED_SIGNALS:]
-        self._publish_details()
-
     @workflow.query(name=QUERY_STATUS)
     def status(self) -> HeartbeatStatusView:
         config = self._config
@@ -170,8 +122,7 @@ class HeartbeatWorkflow:
             slug=config.heartbeat.slug,
             status=self._status,
             failure_count=self._failure_count,
-            # Paused and disabled heartbeats run no scheduled tick: no next run to show.
-            next_run=iso_utc(self._next_due) if self._status == "active" else None,
+            next_run=self._next_run(),
             last_run=iso_utc(self._last_run),
             last_heartbeat_ok_at=iso_utc(self._last_heartbeat_ok_at),
             ignored_signals=list(self._ignored_signals),
@@ -216,8 +167,7 @@ class HeartbeatWorkflow:
 
     async def _tick(self, trigger: Trigger, at: datetime) -> None:
         now = workflow.now()
-        self._ticks_this_run += 1
-        self._ticks_total += 1
+        self._begin_tick()
         config, spec = self._config, self._config.heartbeat
         tick = TickRef(
             heartbeat_id=config.workflow_id,
@@ -276,7 +226,7 @@ class HeartbeatWorkflow:
                 COMPLETE_TICK,
                 CompleteTickRequest(tick=tick, reply=reply, rows=len(found.rows),
                                     conversation_mode=spec.conversation_mode,
-                                    duration_ms=_milliseconds(workflow.now() - now)),
+                                    duration_ms=milliseconds(workflow.now() - now)),
                 result_type=TickCompletion,
                 summary=f"{agent} → {excerpt(reply.text)}",
                 **STORE_ACTIVITY,
@@ -293,88 +243,9 @@ class HeartbeatWorkflow:
         if completion.escalated:
             await self._wake_vision(tick, reply.text)
 
-    async def _wake_vision(self, tick: TickRef, text: str) -> None:
-        """`<escalate-to-vision/>`: the agent's vision loop runs 30 s later (escalations coalesce)."""
-        try:
-            await workflow.execute_local_activity(
-                WAKE_VISION, WakeVisionRequest(tick=tick, reason=excerpt(text, 200)),
-                summary=f"wake vision of {tick.agent}", **STORE_ACTIVITY)
-        except FailureError as failure:
-            if is_cancellation(failure):
-                raise
-            workflow.logger.warning("vision loop of %s not woken: %s", tick.agent, failure)
-
     def _in_cooldown(self, due: datetime) -> bool:
         spacing = cooldown(self._config.heartbeat)  # clamped: any value that reaches here is representable
         return bool(spacing and self._last_run and due - self._last_run < spacing)
-
-    def _record_success(self) -> None:
-        if self._failure_count:
-            self._failure_count = 0
-            self._publish_search_attributes()
-
-    async def _record_failure(self, tick: TickRef, failure: FailureError, *, started: datetime) -> None:
-        self._failure_count += 1
-        if self._failure_count >= MAX_CONSECUTIVE_FAILURES and self._status == "active":
-            self._status = "disabled"
-            workflow.logger.warning("%s disabled after %d consecutive failures", tick.heartbeat_id, self._failure_count)
-        self._publish_search_attributes()
-        await self._receipt(tick, "failed", reason=error_type(failure), error=error_text(failure),
-                            duration_ms=_milliseconds(workflow.now() - started))
-
-    async def _receipt(self, tick: TickRef, outcome: str, **fields) -> None:
-        try:
-            await workflow.execute_local_activity(
-                RECORD_RECEIPT,
-                ReceiptRequest(tick=tick, outcome=outcome, **fields),
-                summary=f"receipt {outcome}" + (f" ({fields['reason']})" if fields.get("reason") else ""),
-                **STORE_ACTIVITY,
-            )
-        except FailureError as failure:
-            if is_cancellation(failure):
-                raise
-            # The store stayed down past the retry budget. The tick's outcome is already in the
-            # workflow's state and history; a missing receipt must not stop the heartbeat.
-            workflow.logger.exception("receipt for %s tick %s not written", tick.heartbeat_id, tick.tick_id)
-
-    # --- state, visibility, continue-as-new ----------------------------------------------------
-
-    def _set_status(self, status: Status) -> None:
-        self._status = status
-        self._woken = True
-        self._publish_search_attributes()
-
-    def _publish_search_attributes(self) -> None:
-        # Only on change: an upsert is a history event, and most ticks change nothing. The
-        # workflow keeps current the attributes its starter gave it (the sync client sets all
-        # six); a workflow started without them (e.g. on the test server, which cannot register
-        # custom attributes) does not add them.
-        current = (self._status, self._failure_count)
-        if current == self._published:
-            return
-        attributes = workflow.info().typed_search_attributes
-        if attributes.get(SA_STATUS) is None:
-            return
-        if self._published is None and (attributes.get(SA_STATUS), attributes.get(SA_FAILURE_COUNT)) == current:
-            self._published = current  # the starter (or the previous run) already set them
-            return
-        workflow.upsert_search_attributes([SA_STATUS.value_set(self._status),
-                                           SA_FAILURE_COUNT.value_set(self._failure_count)])
-        self._published = current
-
-    def _publish_details(self) -> None:
-        # Current details are shown by `temporal workflow describe` and the web UI, and cost no
-        # history event (unlike a search attribute per tick).
-        next_due = iso_utc(self._next_due) if self._status == "active" else None
-        details = (f"**{self._status}** · next due {next_due or '—'} · last run {iso_utc(self._last_run) or '—'}"
-                   f" · failures {self._failure_count}/{MAX_CONSECUTIVE_FAILURES}")
-        if self._ignored_signals:
-            details += (f" · ignored unknown signal(s) {', '.join(repr(n) for n in self._ignored_signals)}"
-                        f" (known: {', '.join(HEARTBEAT_SIGNALS)})")
-        workflow.set_current_details(details)
-
-    def _should_continue_as_new(self) -> bool:
-        return self._ticks_this_run >= self._max_ticks_per_run or workflow.info().is_continue_as_new_suggested()
 
     def _snapshot(self) -> HeartbeatState:
         return HeartbeatState(
@@ -391,7 +262,3 @@ class HeartbeatWorkflow:
 def _describe_source(skill: str, params: dict) -> str:
     detail = params.get("record_type") or params.get("kind") or ""
     return f"{skill} {detail}".strip()
-
-
-def _milliseconds(delta: timedelta) -> int:
-    return max(0, int(delta.total_seconds() * 1000))
