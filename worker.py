@@ -27,11 +27,12 @@ from contract.names import TASK_QUEUE
 from skills.catalog import default_registry
 from skills.registry import SkillRegistry
 from workflows.heartbeat import HeartbeatWorkflow
+from workflows.task import TaskWorkflow
 from workflows.vision import VisionWorkflow
 
 log = logging.getLogger("heartbeats.worker")
 
-WORKFLOWS = [HeartbeatWorkflow, VisionWorkflow]
+WORKFLOWS = [HeartbeatWorkflow, TaskWorkflow, VisionWorkflow]
 # Pure modules the workflows import: loaded once outside the sandbox (deterministic code; their
 # zoneinfo objects must be real ones, not the sandbox's restricted proxies).
 PASSTHROUGH_MODULES = ("pydantic", "pydantic_core", "croniter", "dateutil", "zoneinfo", "manifest",

@@ -31,6 +31,9 @@ def test_histories_are_recorded():
     recorded = {"heartbeat_run_1", "heartbeat_run_2", "heartbeat_agent_turn", "vision_pass"}
     # Each generation of the workflow code recorded the same scenarios; all of them must replay.
     assert recorded | {f"{name}.v2" for name in recorded} <= names
+    # TaskWorkflow through its five kinds of trigger, a duplicate, a forced run, failures, reconfigure,
+    # pause and continue-as-new (tests/record_task_histories.py).
+    assert {"task_run_1", "task_run_2"} <= names
     types = {WorkflowHistory.from_json(p.stem, p.read_text()).events[0]
              .workflow_execution_started_event_attributes.workflow_type.name for p in HISTORIES}
     assert types >= {workflow.__temporal_workflow_definition.name for workflow in WORKFLOWS}
@@ -55,11 +58,11 @@ def documented_summaries() -> list[tuple[str, re.Pattern[str]]]:
 
 
 def recorded_summaries() -> set[str]:
-    """Every timer and activity summary in the histories this code recorded (`.v2`)."""
+    """Every timer and activity summary in the histories today's code recorded (`.v2`, and the tasks')."""
     converter = PayloadConverter.default
     found: set[str] = set()
     for path in HISTORIES:
-        if not path.stem.endswith(".v2"):
+        if not (path.stem.endswith(".v2") or path.stem.startswith("task_")):
             continue
         for event in WorkflowHistory.from_json(path.stem, path.read_text()).events:
             if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):
