@@ -2,7 +2,7 @@
 
 Library code (store, client library, worker settings) raises these with a message that says what
 to fix; the CLI prints the message (exit status 1) and the HTTP layer maps the class to a status
-code (InvalidInput 400, NotFound 404, Conflict 409, Unavailable 503). Users never see a traceback
+code (InvalidInput 400, Unauthorized 401, NotFound 404, Conflict 409, Unavailable 503). Users never see a traceback
 for a mistake of theirs.
 """
 
@@ -15,6 +15,10 @@ class HeartbeatsError(Exception):
 
 class InvalidInput(HeartbeatsError, ValueError):
     """The request itself is wrong: a malformed id, a bad value, an invalid manifest."""
+
+
+class Unauthorized(HeartbeatsError):
+    """The caller could not be authenticated: a missing or wrong token, a bad or stale signature."""
 
 
 class NotFound(HeartbeatsError, LookupError):
