@@ -29,6 +29,7 @@ from store.conversations import Conversations
 from store.db import Db, SharedTransaction, TransactionPerCall, create_engine, transaction
 from store.dedupe import Dedupe
 from store.events import Events
+from store.idempotency import IdempotentRequests
 from store.memory import Memory
 from store.metrics import Metrics
 from store.migrate import upgrade
@@ -83,6 +84,7 @@ class Areas:
         self.events = Events(db)
         self.metrics = Metrics(db)
         self.webhook_secrets = WebhookSecrets(db)
+        self.idempotency = IdempotentRequests(db)
 
 
 class Transaction(Areas):

@@ -313,3 +313,24 @@ class WebhookSecretRow(Base):
     app_id: Mapped[str] = mapped_column(IdString, primary_key=True)
     secret: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotentRequestRow(Base):
+    """The first answer to a request that carried an `Idempotency-Key`, so a retry gets it again.
+
+    One row per (tenant, app, route, key). `status` is NULL while the first request still runs;
+    `request_hash` tells a retry from a different request reusing the key.
+    """
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    app_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    route: Mapped[str] = mapped_column(String(200), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None] = mapped_column(Integer)
+    answer: Mapped[Any | None] = mapped_column(NullableJSONData)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
