@@ -11,7 +11,15 @@ import sys
 
 import click
 
-from cli import data_commands, demo_command, install_commands, manifest_commands, operations_commands, server_commands
+from cli import (
+    data_commands,
+    demo_command,
+    install_commands,
+    manifest_commands,
+    operations_commands,
+    serve_command,
+    server_commands,
+)
 from cli.errors import CommandGroup
 
 
@@ -25,6 +33,7 @@ def cli(verbose: bool) -> None:
       heartbeats validate manifests/*.yaml
       heartbeats preview manifests/cmo.yaml --tenant demo --count 5
       heartbeats server
+      heartbeats serve
     """
     # Logging is configured once, here at the entry point.
     logging.basicConfig(
@@ -36,6 +45,7 @@ def cli(verbose: bool) -> None:
 for command in (
     *manifest_commands.COMMANDS,
     *server_commands.COMMANDS,
+    *serve_command.COMMANDS,
     *data_commands.COMMANDS,
     *install_commands.COMMANDS,
     *operations_commands.COMMANDS,
