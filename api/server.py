@@ -18,6 +18,8 @@ from api.logs import log_config
 from api.token import ApiToken, TokenSource
 from contract.errors import Unavailable
 
+BACKLOG = 2048  # uvicorn's default
+
 
 def is_loopback(host: str) -> bool:
     """Whether `host` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
@@ -40,6 +42,9 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once after a stop
         sock.bind(address)
+        # Listening now: a client that connects between the banner and uvicorn's start waits in the
+        # backlog instead of being refused.
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         hint = "; choose another --port" if exc.errno in (98, 48) else ""  # EADDRINUSE: Linux, macOS

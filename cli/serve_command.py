@@ -57,12 +57,12 @@ def serve(host: str, port: int, token_file: Path | None) -> None:
             f"refusing to listen on {host}: beyond this machine the server needs a token you chose;"
             " set HEARTBEATS_API_TOKEN (e.g. to the output of"
             " `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or listen on 127.0.0.1")
-    context = build_context(settings)
-    sock = listen(host, port)
+    sock = listen(host, port)  # first: a port in use is reported before anything is written
     # Ctrl-C and SIGTERM both mean "stop cleanly": uvicorn finishes the requests in flight, then
     # passes the signal on, which ends up here as KeyboardInterrupt.
     previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        context = build_context(settings)
         with own_runtime():  # the SDK's threads end before the interpreter does
             asyncio.run(_serve(context, sock))
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ WORKER = Path(__file__).resolve().parent.parent / "worker.py"
 # The worker runs workflows and activities; it sits below the client library and the CLI.
 ALLOWED = {"activities", "workflows", "skills", "providers", "store", "runtime", "contract", "manifest", "schedule",
            "reply", "commitments"}
-PROJECT = ALLOWED | {"cli", "client", "drills", "tests", "bench"}
+PROJECT = ALLOWED | {"api", "cli", "client", "drills", "tests", "bench"}
 
 
 def imported_top_level_names(path: Path) -> set[str]:
