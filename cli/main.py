@@ -11,7 +11,15 @@ import sys
 
 import click
 
-from cli import data_commands, demo_command, install_commands, manifest_commands, operations_commands, server_commands
+from cli import (
+    data_commands,
+    demo_command,
+    ingress_commands,
+    install_commands,
+    manifest_commands,
+    operations_commands,
+    server_commands,
+)
 from cli.errors import CommandGroup
 
 
@@ -39,6 +47,7 @@ for command in (
     *data_commands.COMMANDS,
     *install_commands.COMMANDS,
     *operations_commands.COMMANDS,
+    *ingress_commands.COMMANDS,
     *demo_command.COMMANDS,
 ):
     cli.add_command(command)
