@@ -14,6 +14,7 @@ import click
 from cli import (
     data_commands,
     demo_command,
+    ingress_commands,
     install_commands,
     manifest_commands,
     operations_commands,
@@ -49,6 +50,7 @@ for command in (
     *data_commands.COMMANDS,
     *install_commands.COMMANDS,
     *operations_commands.COMMANDS,
+    *ingress_commands.COMMANDS,
     *demo_command.COMMANDS,
 ):
     cli.add_command(command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import click
@@ -10,15 +11,19 @@ from cli.output import JSON_OPTION, add_row, console, echo_json, table
 from cli.runner import run_with_client, run_with_store
 from client.checks import require_id
 from client.operations import (
-    check_heartbeat_id,
+    check_entity_id,
     health,
     heartbeat_runs,
     heartbeat_status,
     list_heartbeats,
+    run_task_now,
     signal_heartbeat,
 )
+from contract.errors import InvalidInput
 from contract.heartbeat import FAILING_THRESHOLD, MAX_CONSECUTIVE_FAILURES, HeartbeatStatusView
 from contract.names import SIGNAL_ENABLE, SIGNAL_PAUSE, SIGNAL_RESUME, SIGNAL_RUN_NOW
+from contract.task import ManualRun
+from store.models import Receipt
 from store.types import iso_z
 
 VIEW_FIELDS = tuple(HeartbeatStatusView.model_fields)
@@ -54,18 +59,19 @@ def check_tenant_option(tenant: str | None) -> None:
         require_id(tenant, "--tenant")
 
 
-TENANT_FILTER = click.option("--tenant", metavar="TENANT", help="Only this tenant's heartbeats.")
+TENANT_FILTER = click.option("--tenant", metavar="TENANT", help="Only this tenant's heartbeats and tasks.")
 
 
 @click.command("list")
 @TENANT_FILTER
 @JSON_OPTION
 def list_command(tenant: str | None, as_json: bool) -> None:
-    """List running heartbeats with their status, failure count and run times.
+    """List running heartbeats and tasks with their status, failure count and run times.
 
     JSON: a list of {id, tenant, app, agent, slug, status, failure_count, next_run, last_run,
-    last_heartbeat_ok_at, ignored_signals}, times ISO 8601 UTC with Z; next_run is null for a
-    paused or disabled heartbeat (no scheduled tick runs); ignored_signals lists signals of
+    last_heartbeat_ok_at, ignored_signals}, times ISO 8601 UTC with Z; the id's prefix
+    (heartbeat: or task:) tells the kind; next_run is null for a paused or disabled one (no
+    scheduled run), and for a task without time triggers; ignored_signals lists signals of
     unknown names it received (a typo on the plain temporal CLI).
 
     \b
@@ -84,15 +90,15 @@ def list_command(tenant: str | None, as_json: bool) -> None:
         echo_json([view.model_dump(mode="json") for view in views])
         return
     if not views:
-        click.echo("no heartbeats running" + (f" for tenant {tenant}" if tenant else ""))
+        click.echo("no heartbeats or tasks running" + (f" for tenant {tenant}" if tenant else ""))
         return
     print_views(views)
 
 
-HEALTH_HELP = f"""Failing and disabled heartbeats (exit status 0 either way).
+HEALTH_HELP = f"""Failing and disabled heartbeats and tasks (exit status 0 either way).
 
     Failing: active with failure_count >= {FAILING_THRESHOLD}. Disabled: after {MAX_CONSECUTIVE_FAILURES}
-    failed ticks in a row; `heartbeats enable ID` re-arms it. JSON: {{"failing": [...],
+    failed runs in a row; `heartbeats enable ID` re-arms it. JSON: {{"failing": [...],
     "disabled": [...]}} of status views (the fields of `heartbeats list --json`).
 
     \b
@@ -130,20 +136,21 @@ def health_command(tenant: str | None, as_json: bool) -> None:
 @click.argument("workflow_id", metavar="ID")
 @JSON_OPTION
 def status_command(workflow_id: str, as_json: bool) -> None:
-    """One heartbeat's status, from its `status` query.
+    """One heartbeat's or task's status, from its `status` query.
 
-    ID is the workflow ID heartbeat:TENANT:APP:AGENT:SLUG (see `heartbeats list`).
+    ID is the workflow ID heartbeat:TENANT:APP:AGENT:SLUG or task:TENANT:APP:AGENT:SLUG (see
+    `heartbeats list`).
 
     \b
     Examples:
       heartbeats status heartbeat:demo:sales:outreach:daily_cadence
-      heartbeats status heartbeat:demo:marketing:cmo:hourly_kpi --json
+      heartbeats status task:demo:support:reviewer:review_cases --json
     \b
     Plain temporal CLI:
       temporal workflow query --workflow-id heartbeat:demo:sales:outreach:daily_cadence --type status
       temporal workflow describe --workflow-id heartbeat:demo:sales:outreach:daily_cadence
     """
-    check_heartbeat_id(workflow_id)
+    check_entity_id(workflow_id)
     view, answered = run_with_client(lambda client: heartbeat_status(client, workflow_id))
     warn_unanswered(0 if answered else 1)
     if as_json:
@@ -162,20 +169,21 @@ def status_command(workflow_id: str, as_json: bool) -> None:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="At most N receipts.")
 @JSON_OPTION
 def runs_command(workflow_id: str, limit: int, as_json: bool) -> None:
-    """A heartbeat's tick receipts, newest first (from the store).
+    """A heartbeat's or task's receipts (one per tick or run), newest first (from the store).
 
     JSON fields: at, trigger, outcome, reason, rows, escalated, provider, model, tokens_in,
-    tokens_out, duration_ms, error (and tick_id).
+    tokens_out, duration_ms, error, tick_id; for tasks also cases, duplicates (cases dropped as
+    already processed) and forced (a run-now --force that bypassed dedupe).
 
     \b
     Examples:
       heartbeats runs heartbeat:demo:sales:outreach:daily_cadence
-      heartbeats runs heartbeat:demo:marketing:cmo:hourly_kpi --limit 5 --json
+      heartbeats runs task:demo:support:reviewer:review_cases --limit 5 --json
     \b
     Plain temporal CLI (the ticks as workflow history: activities and their results):
       temporal workflow show --workflow-id heartbeat:demo:sales:outreach:daily_cadence
     """
-    check_heartbeat_id(workflow_id)
+    check_entity_id(workflow_id)
     receipts = run_with_store(lambda store: heartbeat_runs(store, workflow_id, limit=limit))
     if as_json:
         echo_json([receipt.to_json() for receipt in receipts])
@@ -183,20 +191,20 @@ def runs_command(workflow_id: str, limit: int, as_json: bool) -> None:
     if not receipts:
         click.echo(f"no runs yet for {workflow_id}")
         return
-    timeline = table("at", "trigger", "outcome", "reason", "rows", "esc", "model", "tokens in/out", "ms", "error",
-                     title=workflow_id)
+    timeline = table("at", "trigger", "outcome", "reason", "rows", "cases", "esc", "model", "tokens in/out", "ms",
+                     "error", title=workflow_id)
     for receipt in receipts:
         model = "/".join(part for part in (receipt.provider, receipt.model) if part) or "-"
         error = (receipt.error or "-").splitlines()[0][:80]
         add_row(timeline, iso_z(receipt.at) or "", receipt.trigger, receipt.outcome, receipt.reason or "-",
-                str(receipt.rows), "yes" if receipt.escalated else "", model,
+                str(receipt.rows), _cases_cell(receipt), "yes" if receipt.escalated else "", model,
                 f"{receipt.tokens_in}/{receipt.tokens_out}", str(receipt.duration_ms), error)
     console().print(timeline)
 
 
 def signal_command(name: str, signal: str, summary: str, after: str, detail: str) -> click.Command:
     def command(workflow_id: str) -> None:
-        check_heartbeat_id(workflow_id)
+        check_entity_id(workflow_id)
         run_with_client(lambda client: signal_heartbeat(client, workflow_id, signal))
         click.echo(f"sent {signal} to {workflow_id}: {after}")
 
@@ -214,34 +222,80 @@ def signal_command(name: str, signal: str, summary: str, after: str, detail: str
     return click.command(name)(click.argument("workflow_id", metavar="ID")(command))
 
 
-run_now_command = signal_command(
-    "run-now",
-    SIGNAL_RUN_NOW,
-    "Run one tick of heartbeat ID now.",
-    "a tick runs now; see `heartbeats runs ID`",
-    "Bypasses active hours and cooldown; several run-now signals while one is pending run once."
-    " A disabled heartbeat refuses it and records a `refused` receipt.",
-)
+def _cases_cell(receipt: Receipt) -> str:
+    """A task run's cases: `3 (1 dup)`, `1 forced`; empty for a heartbeat's tick."""
+    if not receipt.cases and not receipt.duplicates:
+        return ""
+    cell = f"{receipt.cases}" + (f" ({receipt.duplicates} dup)" if receipt.duplicates else "")
+    return cell + (" forced" if receipt.forced else "")
+
+
+@click.command("run-now")
+@click.argument("workflow_id", metavar="ID")
+@click.option("--force", is_flag=True, help="Tasks: run even if the case was processed within the dedupe TTL.")
+@click.option("--payload", metavar="JSON", help="Tasks: the case to run, a JSON value (its key per the task's dedupe).")
+@click.option("--key", metavar="KEY", help="Tasks: the case's key (default: from the payload, else never a duplicate).")
+def run_now_command(workflow_id: str, force: bool, payload: str | None, key: str | None) -> None:
+    """Run heartbeat or task ID now.
+
+    Bypasses active hours, cooldown and pause; several run-now signals to a heartbeat while one is
+    pending run once. A disabled heartbeat or task refuses it and records a `refused` receipt.
+
+    A task's run-now is its manual trigger: with --payload the payload is the case (keyed by the
+    task's dedupe key, or --key); without one, the run has a case of its own that is never a
+    duplicate. --force bypasses dedupe (the operator override) and the receipt says `forced`.
+
+    \b
+    Examples:
+      heartbeats run-now heartbeat:demo:sales:outreach:daily_cadence
+      heartbeats run-now task:demo:support:reviewer:review_cases --payload '{"case_id": "c-42"}' --force
+    \b
+    Plain temporal CLI:
+      temporal workflow signal --workflow-id heartbeat:demo:sales:outreach:daily_cadence --name run_now
+      temporal workflow signal --workflow-id task:demo:support:reviewer:review_cases --name run_now \\
+        --input '{"payload": {"case_id": "c-42"}, "force": true}'
+    """
+    check_entity_id(workflow_id)
+    if force or payload is not None or key is not None:
+        run = ManualRun(payload=_json_option(payload, "--payload"), key=key, force=force)
+        run_with_client(lambda client: run_task_now(client, workflow_id, run))
+    else:
+        run_with_client(lambda client: signal_heartbeat(client, workflow_id, SIGNAL_RUN_NOW))
+    what = "a tick runs now" if workflow_id.startswith("heartbeat:") else "a run starts now, forced" if force \
+        else "a run starts now"
+    click.echo(f"sent {SIGNAL_RUN_NOW} to {workflow_id}: {what}; see `heartbeats runs ID`")
+
+
+def _json_option(text: str | None, option: str) -> object:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{option}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
 pause_command = signal_command(
     "pause",
     SIGNAL_PAUSE,
-    "Pause heartbeat ID: scheduled ticks are skipped until it is resumed.",
+    "Pause heartbeat or task ID: its runs are skipped until it is resumed.",
     "paused; `heartbeats resume ID` resumes it",
-    "The workflow keeps running (and answers queries); its schedule resumes on `resume`.",
+    "The workflow keeps running (and answers queries); its schedule resumes on `resume`. A paused task's"
+    " pushed cases (events, crossings, delegations) leave `skipped / paused` receipts and are not marked processed.",
 )
 resume_command = signal_command(
     "resume",
     SIGNAL_RESUME,
-    "Resume a paused heartbeat ID.",
+    "Resume a paused heartbeat or task ID.",
     "resumed",
     "Scheduled ticks run again from the next due time; no burst of missed ticks.",
 )
 enable_command = signal_command(
     "enable",
     SIGNAL_ENABLE,
-    "Re-arm heartbeat ID after it disabled itself.",
+    "Re-arm heartbeat or task ID after it disabled itself.",
     "enabled; its failure count is 0 again",
-    f"A heartbeat disables itself after {MAX_CONSECUTIVE_FAILURES} failed ticks in a row; enable"
+    f"A heartbeat or task disables itself after {MAX_CONSECUTIVE_FAILURES} failed runs in a row; enable"
     " sets it active with failure count 0.",
 )
 

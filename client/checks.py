@@ -92,15 +92,8 @@ def registry_problems(loaded: Iterable[LoadedManifest], registry: SkillRegistry 
     return problems
 
 
-def not_yet_installable(loaded: Iterable[LoadedManifest]) -> list[str]:
-    """Tasks validate, but this version cannot run them yet: installing one would silently do nothing."""
-    return [str(problem_at(item.path, ("agents", i, "tasks", t),
-                           "tasks validate but are not installed by this version yet; install the app without them"))
-            for item in loaded for i, agent in enumerate(item.manifest.agents) for t, _ in enumerate(agent.tasks)]
-
-
 def never_firing(loaded: Iterable[LoadedManifest], *, tenant: str, tenant_timezone: str) -> list[str]:
-    """Heartbeats that would never fire for this tenant: an interval grid (salted per tenant, read
+    """Heartbeats and task polls that would never fire for this tenant: an interval grid (salted per tenant, read
     in the tenant's zone) that never falls inside its active hours. Validation cannot know the
     tenant, so calendar schedules are checked there and interval ones here."""
     now = datetime.now(UTC)
@@ -117,6 +110,16 @@ def never_firing(loaded: Iterable[LoadedManifest], *, tenant: str, tenant_timezo
                         f"for tenant {tenant!r} ({zone}) no due time of this schedule ever falls inside"
                         f" {heartbeat.active_hours.start}-{heartbeat.active_hours.end}: it would never fire"
                         " (`heartbeats preview` shows its times)")))
+            for t, task in enumerate(agent.tasks):
+                for schedule in task.time_schedules():
+                    if task.active_hours is None or schedule.schedule_type != "interval":
+                        continue
+                    if next_fire(schedule, tenant_id=tenant, tenant_timezone=tenant_timezone, after=now) is None:
+                        where = task.triggers.index(schedule.trigger)
+                        problems.append(str(problem_at(
+                            item.path, ("agents", i, "tasks", t, "triggers", where, "interval_minutes"),
+                            f"for tenant {tenant!r} no poll of this trigger ever falls inside active_hours"
+                            f" {task.active_hours.start}-{task.active_hours.end}: it would never fire")))
     return problems
 
 

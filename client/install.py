@@ -15,6 +15,7 @@ from typing import Any
 
 from contract.heartbeat import HeartbeatConfig
 from contract.names import vision_workflow_id
+from contract.task import EntityConfig, TaskConfig
 from manifest.app import AppManifest
 from store.installed import stored_manifest
 from store.models import App
@@ -41,19 +42,16 @@ def installed_hash(manifest: dict[str, Any], tenant_timezone: str) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def heartbeat_configs(
-    manifest: AppManifest, *, tenant: str, tenant_timezone: str
-) -> list[HeartbeatConfig]:
-    """One config per heartbeat, in manifest order."""
-    return [
-        HeartbeatConfig(
-            tenant=tenant,
-            app=manifest.id,
-            agent=agent.id,
-            tenant_timezone=tenant_timezone,
-            heartbeat=heartbeat,
-        )
+def entity_configs(manifest: AppManifest, *, tenant: str, tenant_timezone: str) -> list[EntityConfig]:
+    """One config per heartbeat, then one per task, in manifest order: each is one workflow."""
+    heartbeats: list[EntityConfig] = [
+        HeartbeatConfig(tenant=tenant, app=manifest.id, agent=agent.id, tenant_timezone=tenant_timezone,
+                        heartbeat=heartbeat)
         for agent, heartbeat in manifest.heartbeats()
+    ]
+    return heartbeats + [
+        TaskConfig(tenant=tenant, app=manifest.id, agent=agent.id, tenant_timezone=tenant_timezone, task=task)
+        for agent, task in manifest.tasks()
     ]
 
 
@@ -65,10 +63,10 @@ class AppPlan:
     manifest: AppManifest
     manifest_json: dict[str, Any]
     manifest_hash: str
-    start: list[HeartbeatConfig] = field(default_factory=list)  # new heartbeats
-    reconfigure: list[HeartbeatConfig] = field(default_factory=list)  # changed heartbeats
-    unchanged: list[HeartbeatConfig] = field(default_factory=list)
-    # Workflow ids of removed heartbeats, and of the vision loops of removed agents.
+    start: list[EntityConfig] = field(default_factory=list)  # new heartbeats and tasks
+    reconfigure: list[EntityConfig] = field(default_factory=list)  # changed ones
+    unchanged: list[EntityConfig] = field(default_factory=list)
+    # Workflow ids of removed heartbeats and tasks, and of the vision loops of removed agents.
     cancel: list[str] = field(default_factory=list)
     # Same manifest and timezone as the installed app: no workflow writes at all.
     app_unchanged: bool = False
@@ -78,8 +76,8 @@ class AppPlan:
         return self.manifest.id
 
     @property
-    def configs(self) -> list[HeartbeatConfig]:
-        """Every heartbeat of the new manifest."""
+    def configs(self) -> list[EntityConfig]:
+        """Every heartbeat and task of the new manifest."""
         return [*self.start, *self.reconfigure, *self.unchanged]
 
 
@@ -89,7 +87,7 @@ def plan_install(
     """Diff the manifest against the installed app (None, or uninstalled: nothing installed).
 
     Old configs are recomputed from the stored manifest. The stored hash tells whether the tenant's
-    timezone is still the one of that install; when it is not, every kept heartbeat is reconfigured.
+    timezone is still the one of that install; when it is not, every kept heartbeat and task is reconfigured.
     """
     new_json = manifest_json(manifest)
     plan = AppPlan(
@@ -98,7 +96,7 @@ def plan_install(
         manifest_json=new_json,
         manifest_hash=installed_hash(new_json, tenant_timezone),
     )
-    new_configs = heartbeat_configs(manifest, tenant=tenant, tenant_timezone=tenant_timezone)
+    new_configs = entity_configs(manifest, tenant=tenant, tenant_timezone=tenant_timezone)
     if installed is None or installed.status != "installed":
         plan.start = new_configs
         return plan
@@ -108,11 +106,11 @@ def plan_install(
         return plan
 
     old_manifest = stored_manifest(installed)
-    old: dict[str, HeartbeatConfig] = {}
+    old: dict[str, EntityConfig] = {}
     if old_manifest is not None:
         old = {
             cfg.workflow_id: cfg
-            for cfg in heartbeat_configs(old_manifest, tenant=tenant, tenant_timezone=tenant_timezone)
+            for cfg in entity_configs(old_manifest, tenant=tenant, tenant_timezone=tenant_timezone)
         }
     # Not the timezone of the last install: the workflows carry an older zone; reconfigure them all.
     timezone_moved = installed.manifest_hash != installed_hash(installed.manifest, tenant_timezone)

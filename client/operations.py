@@ -1,10 +1,10 @@
-"""Operations on installed heartbeats: list, health, status, runs, and the operator signals.
+"""Operations on installed heartbeats and tasks: list, health, status, runs, and the operator signals.
 
 Everything here is also possible with the plain `temporal` CLI (docs/operations.md puts them side by
 side): the workflows carry their tenant, app, agent, slug, status and failure count as search
 attributes, answer the `status` query and take the signals. Receipts (`runs`) come from the store,
 where the workflow's activities write them. Each function raises the project's errors: NotFound
-for an unknown heartbeat, Conflict for one that is not running, InvalidInput for a malformed ID.
+for an unknown heartbeat or task, Conflict for one that is not running, InvalidInput for a malformed ID.
 """
 
 from __future__ import annotations
@@ -17,16 +17,23 @@ from client.temporal import (
     StatusReader,
     describe_running,
     disabled_query,
+    entities_query,
+    entity_executions,
     failing_query,
-    heartbeat_executions,
-    heartbeats_query,
     no_such_heartbeat,
     signal_running,
     view_from_search_attributes,
 )
 from contract.errors import InvalidInput
 from contract.heartbeat import HeartbeatStatusView
-from contract.names import HEARTBEAT_SIGNALS, SIGNAL_RECONFIGURE, parse_heartbeat_workflow_id
+from contract.names import (
+    HEARTBEAT_SIGNALS,
+    SIGNAL_RECONFIGURE,
+    SIGNAL_RUN_NOW,
+    TASK_ID_PREFIX,
+    parse_entity_workflow_id,
+)
+from contract.task import ManualRun
 from store.installed import stored_manifest
 from store.models import Receipt
 
@@ -54,25 +61,25 @@ class Health:
     unanswered: int
 
 
-def check_heartbeat_id(value: str) -> tuple[str, str, str, str]:
-    """(tenant, app, agent, slug) of a heartbeat workflow ID; InvalidInput otherwise."""
+def check_entity_id(value: str) -> tuple[str, str, str, str, str]:
+    """(kind, tenant, app, agent, slug) of a heartbeat's or a task's workflow ID; InvalidInput otherwise."""
     try:
-        return parse_heartbeat_workflow_id(value)
+        return parse_entity_workflow_id(value)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
 
 
 async def list_heartbeats(client: Client, *, tenant: str | None = None) -> Views:
-    """Status views of the running heartbeats (of one tenant)."""
+    """Status views of the running heartbeats and tasks (of one tenant)."""
     reader = StatusReader(client)
-    views = await reader.views(await heartbeat_executions(client, heartbeats_query(tenant)))
+    views = await reader.views(await entity_executions(client, entities_query(tenant)))
     return Views(views, reader.unanswered)
 
 
 async def health(client: Client, *, tenant: str | None = None) -> Health:
-    """Failing and disabled heartbeats by the search attributes; views from the status query."""
+    """Failing and disabled heartbeats and tasks by the search attributes; views from the status query."""
     failing, disabled = await asyncio.gather(
-        heartbeat_executions(client, failing_query(tenant)), heartbeat_executions(client, disabled_query(tenant))
+        entity_executions(client, failing_query(tenant)), entity_executions(client, disabled_query(tenant))
     )
     reader = StatusReader(client)
     failing_views, disabled_views = await asyncio.gather(reader.views(failing), reader.views(disabled))
@@ -80,8 +87,8 @@ async def health(client: Client, *, tenant: str | None = None) -> Health:
 
 
 async def heartbeat_status(client: Client, workflow_id: str) -> tuple[HeartbeatStatusView, bool]:
-    """(status view, answered by the workflow) of one running heartbeat."""
-    check_heartbeat_id(workflow_id)
+    """(status view, answered by the workflow) of one running heartbeat or task."""
+    check_entity_id(workflow_id)
     described = await describe_running(client, workflow_id)
     answered = await StatusReader(client).query(workflow_id)
     if answered is None:
@@ -90,21 +97,31 @@ async def heartbeat_status(client: Client, workflow_id: str) -> tuple[HeartbeatS
 
 
 async def signal_heartbeat(client: Client, workflow_id: str, signal: str) -> None:
-    """Send an operator signal (run_now, pause, resume, enable) to a running heartbeat."""
-    check_heartbeat_id(workflow_id)
+    """Send an operator signal (run_now, pause, resume, enable) to a running heartbeat or task."""
+    check_entity_id(workflow_id)
     if signal not in OPERATOR_SIGNALS:
         raise InvalidInput(f"unknown signal {signal!r}; the operator signals are {', '.join(OPERATOR_SIGNALS)}")
     await signal_running(client, workflow_id, signal)
 
 
+async def run_task_now(client: Client, workflow_id: str, run: ManualRun) -> None:
+    """A task's manual trigger: one run now, with an optional payload (the case) and key; `force`
+    runs it even when its key was processed within the task's dedupe TTL."""
+    if check_entity_id(workflow_id)[0] != TASK_ID_PREFIX:
+        raise InvalidInput(f"{workflow_id} is a heartbeat: a payload, a key and --force apply to tasks only"
+                           " (a heartbeat's run-now always runs)")
+    await signal_running(client, workflow_id, SIGNAL_RUN_NOW, run)
+
+
 async def heartbeat_runs(store: Store, workflow_id: str, *, limit: int) -> list[Receipt]:
-    """The heartbeat's receipts, newest first; NotFound when the store knows no such heartbeat."""
-    tenant, app, agent, slug = check_heartbeat_id(workflow_id)
+    """The heartbeat's or task's receipts, newest first; NotFound when the store knows no such one."""
+    kind, tenant, app, agent, slug = check_entity_id(workflow_id)
     receipts = await store.receipts.list(tenant=tenant, heartbeat_id=workflow_id, limit=limit)
     if receipts:
         return receipts
     recorded = await store.apps.get(tenant=tenant, app=app)  # installed or uninstalled since
     manifest = stored_manifest(recorded) if recorded is not None else None
-    if manifest is None or not any(a.id == agent and h.slug == slug for a, h in manifest.heartbeats()):
+    declared = [] if manifest is None else manifest.tasks() if kind == TASK_ID_PREFIX else manifest.heartbeats()
+    if not any(a.id == agent and entity.slug == slug for a, entity in declared):
         raise no_such_heartbeat(workflow_id)
     return receipts

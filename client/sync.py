@@ -1,13 +1,13 @@
-"""Install, uninstall and sync: make Temporal match the manifests, one workflow per heartbeat.
+"""Install, uninstall and sync: make Temporal match the manifests, one workflow per heartbeat or task.
 
-- a new heartbeat is started, a changed one is reconfigured in place (its failure count and history
+- a new heartbeat or task is started, a changed one is reconfigured in place (its failure count and history
   stay), both with one signal-with-start call (`reconfigure` + its config): it starts the workflow
   when none is running and signals the running one otherwise, so a half-applied install is repaired by
   running it again;
-- a removed heartbeat's workflow is cancelled, and so is the vision loop of a removed agent;
+- a removed heartbeat's or task's workflow is cancelled, and so is the vision loop of a removed agent;
 - an unchanged app (same manifest, same tenant timezone) writes nothing: one visibility count checks
   that its workflows run, and only when some are missing are they started again ("repaired");
-- uninstalling an app ends every workflow of it: its heartbeats and its agents' vision loops.
+- uninstalling an app ends every workflow of it: its heartbeats, its tasks and its agents' vision loops.
 
 Everything is checked before Temporal is touched (all-or-nothing: an invalid manifest, an unknown
 tenant or a pre-filter tool that is not LOW risk starts nothing), and the app is recorded in the store
@@ -23,20 +23,20 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from client.checks import LoadedManifest, ManifestsInvalid, never_firing, not_yet_installable, require_tenant
-from client.install import AppPlan, InstallResult, UninstallResult, heartbeat_configs, plan_install, planned_calls
+from client.checks import LoadedManifest, ManifestsInvalid, never_firing, require_tenant
+from client.install import AppPlan, InstallResult, UninstallResult, entity_configs, plan_install, planned_calls
 from client.temporal import (
     CONCURRENCY,
     cancel_workflow,
-    heartbeats_query,
+    entities_query,
     is_running,
     running_ids,
     start_or_reconfigure,
     vision_query,
 )
 from contract.errors import NotFound
-from contract.heartbeat import HeartbeatConfig
 from contract.names import vision_workflow_id
+from contract.task import EntityConfig
 from store.installed import stored_manifest
 
 if TYPE_CHECKING:
@@ -93,10 +93,10 @@ async def apply_plan(
     """
     limiter = limiter or Limiter()
     result = InstallResult(app=plan.app, tenant=plan.tenant, app_unchanged=plan.app_unchanged)
-    query = heartbeats_query(plan.tenant, app=plan.app)
+    query = entities_query(plan.tenant, app=plan.app)
     if plan.app_unchanged:
         expected = {cfg.workflow_id: cfg for cfg in plan.unchanged}
-        missing: list[HeartbeatConfig] = []
+        missing: list[EntityConfig] = []
         if not counted_complete and (await client.count_workflows(query)).count < len(expected):
             # Visibility lags a little behind starts: confirm with describe (consistent) first.
             listed = await running_ids(client, query)
@@ -148,15 +148,15 @@ async def recorded_app(store: Store, *, tenant: str, app: str) -> App:
 async def uninstall_app(
     client: Client, store: Store, *, tenant: str, app: str, limiter: Limiter | None = None
 ) -> UninstallResult:
-    """Cancel every workflow of the app, its heartbeats and its agents' vision loops (found by
+    """Cancel every workflow of the app, its heartbeats, tasks and agents' vision loops (found by
     visibility and by the stored manifest's ids), then mark it uninstalled."""
     limiter = limiter or Limiter()
     recorded = await recorded_app(store, tenant=tenant, app=app)
-    ids = await running_ids(client, heartbeats_query(tenant, app=app)) | await running_ids(
+    ids = await running_ids(client, entities_query(tenant, app=app)) | await running_ids(
         client, vision_query(tenant, app))
     old_manifest = stored_manifest(recorded)
     if old_manifest is not None and recorded.status == "installed":
-        ids |= {cfg.workflow_id for cfg in heartbeat_configs(old_manifest, tenant=tenant, tenant_timezone="UTC")}
+        ids |= {cfg.workflow_id for cfg in entity_configs(old_manifest, tenant=tenant, tenant_timezone="UTC")}
         ids |= {vision_workflow_id(tenant, app, agent.id) for agent in old_manifest.agents}
     ordered = sorted(ids)
     outcomes = await limiter.run([_bind(cancel_workflow, client, wid) for wid in ordered])
@@ -174,7 +174,7 @@ async def plan_manifests(
 ) -> list[AppPlan]:
     """The plan of every manifest for the tenant (store reads only: no Temporal call)."""
     tz = (await require_tenant(store, tenant)).timezone
-    problems = never_firing(loaded, tenant=tenant, tenant_timezone=tz) + not_yet_installable(loaded)
+    problems = never_firing(loaded, tenant=tenant, tenant_timezone=tz)
     if problems:
         raise ManifestsInvalid(problems)
     installed = await store.apps.get_many(tenant=tenant, app_ids=[item.manifest.id for item in loaded])
@@ -207,7 +207,7 @@ async def apply_plans(
 
 
 async def unchanged_apps_all_running(client: Client, plans: Sequence[AppPlan]) -> set[str]:
-    """Apps (of one tenant) whose heartbeats all run, from one count per `COUNT_BATCH` apps.
+    """Apps (of one tenant) whose heartbeats and tasks all run, from one count per `COUNT_BATCH` apps.
 
     Each visibility count scans the tenant's workflows, so 1,000 unchanged apps counted one by one
     cost 1,000 scans. A batch whose count is short is left out: its apps are counted one by one.
@@ -220,7 +220,7 @@ async def unchanged_apps_all_running(client: Client, plans: Sequence[AppPlan]) -
         for start in range(0, len(mine), COUNT_BATCH):
             batch = mine[start : start + COUNT_BATCH]
             apps = ", ".join(f'"{plan.app}"' for plan in batch)
-            counted = await client.count_workflows(heartbeats_query(tenant, f"HeartbeatApp IN ({apps})"))
+            counted = await client.count_workflows(entities_query(tenant, f"HeartbeatApp IN ({apps})"))
             if counted.count >= sum(len(plan.unchanged) for plan in batch):
                 complete |= {plan.app for plan in batch}
     return complete

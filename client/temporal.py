@@ -20,12 +20,14 @@ from contract.names import (
     QUERY_STATUS,
     SIGNAL_RECONFIGURE,
     TASK_QUEUE,
+    TASK_WORKFLOW,
     VISION_ID_PREFIX,
     VISION_WORKFLOW,
-    parse_heartbeat_workflow_id,
+    parse_entity_workflow_id,
 )
 from contract.search_attributes import SA_AGENT, SA_APP, SA_FAILURE_COUNT, SA_SLUG, SA_STATUS, SA_TENANT
-from schedule import describe_schedule
+from contract.task import EntityConfig, TaskInput
+from schedule import describe_schedule, describe_triggers
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription
@@ -58,12 +60,12 @@ def temporal_errors() -> Iterator[None]:
 # ------------------------------------------------------------------------------------ visibility
 
 
-def heartbeats_query(tenant: str | None = None, *conditions: str, app: str | None = None) -> str:
-    """Visibility query of running heartbeat workflows, optionally of one tenant and app.
+def entities_query(tenant: str | None = None, *conditions: str, app: str | None = None) -> str:
+    """Visibility query of running heartbeat and task workflows, optionally of one tenant and app.
 
     Ids are `[a-z][a-z0-9_-]*`: nothing to escape.
     """
-    parts = [f'WorkflowType="{HEARTBEAT_WORKFLOW}"', 'ExecutionStatus="Running"']
+    parts = [f'WorkflowType IN ("{HEARTBEAT_WORKFLOW}", "{TASK_WORKFLOW}")', 'ExecutionStatus="Running"']
     if tenant is not None:
         parts.append(f'HeartbeatTenant="{tenant}"')
     if app is not None:
@@ -73,11 +75,11 @@ def heartbeats_query(tenant: str | None = None, *conditions: str, app: str | Non
 
 
 def failing_query(tenant: str | None = None) -> str:
-    return heartbeats_query(tenant, 'HeartbeatStatus="active"', f"HeartbeatFailureCount >= {FAILING_THRESHOLD}")
+    return entities_query(tenant, 'HeartbeatStatus="active"', f"HeartbeatFailureCount >= {FAILING_THRESHOLD}")
 
 
 def disabled_query(tenant: str | None = None) -> str:
-    return heartbeats_query(tenant, 'HeartbeatStatus="disabled"')
+    return entities_query(tenant, 'HeartbeatStatus="disabled"')
 
 
 def vision_query(tenant: str, app: str) -> str:
@@ -90,16 +92,16 @@ async def running_ids(client: Client, query: str) -> set[str]:
     return {execution.id async for execution in client.list_workflows(query)}
 
 
-async def heartbeat_executions(client: Client, query: str) -> list[WorkflowExecution]:
-    """The executions a query lists that have well-formed heartbeat IDs (someone may have started a
-    stray workflow of the type)."""
+async def entity_executions(client: Client, query: str) -> list[WorkflowExecution]:
+    """The executions a query lists that have well-formed heartbeat or task IDs (someone may have
+    started a stray workflow of the type)."""
     found = [execution async for execution in client.list_workflows(query)]
-    return [execution for execution in found if _is_heartbeat_id(execution.id)]
+    return [execution for execution in found if _is_entity_id(execution.id)]
 
 
-def _is_heartbeat_id(value: str) -> bool:
+def _is_entity_id(value: str) -> bool:
     try:
-        parse_heartbeat_workflow_id(value)
+        parse_entity_workflow_id(value)
     except ValueError:
         return False
     return True
@@ -108,36 +110,43 @@ def _is_heartbeat_id(value: str) -> bool:
 # ------------------------------------------------------------------------------------ writes
 
 
-def search_attributes(config: HeartbeatConfig) -> Any:
-    """All six heartbeat search attributes, set at start (the workflow upserts status and count)."""
+def search_attributes(config: EntityConfig) -> Any:
+    """All six entity search attributes, set at start (the workflow upserts status and count).
+    Heartbeats and tasks carry the same ones; the workflow type tells them apart."""
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
     return TypedSearchAttributes([
         SearchAttributePair(SA_TENANT, config.tenant),
         SearchAttributePair(SA_APP, config.app),
         SearchAttributePair(SA_AGENT, config.agent),
-        SearchAttributePair(SA_SLUG, config.heartbeat.slug),
+        SearchAttributePair(SA_SLUG, config.slug),
         SearchAttributePair(SA_STATUS, "active"),
         SearchAttributePair(SA_FAILURE_COUNT, 0),
     ])
 
 
-def static_summary(config: HeartbeatConfig) -> str:
-    """The workflow's summary in the web UI: `marketing/cmo/hourly_kpi: every 60 min, ...`."""
-    return f"{config.app}/{config.agent}/{config.heartbeat.slug}: {describe_schedule(config.heartbeat)}"
+def static_summary(config: EntityConfig) -> str:
+    """The workflow's summary in the web UI: `marketing/cmo/hourly_kpi: every 60 min, ...`, or a
+    task's triggers: `support/reviewer/review_cases: event case.created; poll every 15 min; manual`."""
+    described = (describe_schedule(config.heartbeat) if isinstance(config, HeartbeatConfig)
+                 else describe_triggers(config.task))
+    return f"{config.app}/{config.agent}/{config.slug}: {described}"
 
 
-async def start_or_reconfigure(client: Client, config: HeartbeatConfig) -> None:
-    """Signal-with-start: starts the heartbeat's workflow, or reconfigures the running one."""
+async def start_or_reconfigure(client: Client, config: EntityConfig, *, start_signal: str = SIGNAL_RECONFIGURE,
+                               start_signal_args: Sequence[Any] | None = None) -> None:
+    """Signal-with-start: starts the heartbeat's or task's workflow, or signals the running one
+    (by default `reconfigure` with the config: a changed config applies in place)."""
     from temporalio.common import WorkflowIDReusePolicy
 
+    heartbeat = isinstance(config, HeartbeatConfig)
     await client.start_workflow(
-        HEARTBEAT_WORKFLOW,
-        HeartbeatInput(config=config),
+        HEARTBEAT_WORKFLOW if heartbeat else TASK_WORKFLOW,
+        HeartbeatInput(config=config) if heartbeat else TaskInput(config=config),  # type: ignore[arg-type]
         id=config.workflow_id,
         task_queue=TASK_QUEUE,
-        start_signal=SIGNAL_RECONFIGURE,
-        start_signal_args=[config],
+        start_signal=start_signal,
+        start_signal_args=[config] if start_signal_args is None else list(start_signal_args),
         search_attributes=search_attributes(config),
         static_summary=static_summary(config),
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
@@ -179,12 +188,12 @@ async def is_running(client: Client, workflow_id: str) -> bool:
 
 
 def not_running(workflow_id: str, state: str = "closed") -> Conflict:
-    return Conflict(f"heartbeat workflow {workflow_id} is not running (it is {state}: uninstalled, or removed"
+    return Conflict(f"workflow {workflow_id} is not running (it is {state}: uninstalled, or removed"
                     " from its manifest); install its app again to start it")
 
 
 def no_such_heartbeat(workflow_id: str) -> NotFound:
-    return NotFound(f"no heartbeat workflow {workflow_id} (see `heartbeats list`)")
+    return NotFound(f"no heartbeat or task workflow {workflow_id} (see `heartbeats list`)")
 
 
 async def describe_running(client: Client, workflow_id: str) -> WorkflowExecutionDescription:
@@ -203,12 +212,12 @@ async def describe_running(client: Client, workflow_id: str) -> WorkflowExecutio
     return described
 
 
-async def signal_running(client: Client, workflow_id: str, signal: str) -> None:
-    """Send a no-argument signal to a running heartbeat; NotFound / Conflict when there is none."""
+async def signal_running(client: Client, workflow_id: str, signal: str, *args: Any) -> None:
+    """Send a signal to a running heartbeat or task; NotFound / Conflict when there is none."""
     from temporalio.service import RPCError, RPCStatusCode
 
     try:
-        await client.get_workflow_handle(workflow_id).signal(signal)
+        await client.get_workflow_handle(workflow_id).signal(signal, *args)  # type: ignore[call-overload]
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -219,7 +228,7 @@ async def signal_running(client: Client, workflow_id: str, signal: str) -> None:
 
 def view_from_search_attributes(workflow_id: str, attributes: Any) -> HeartbeatStatusView:
     """The status view as far as visibility knows it (no times: those only the workflow knows)."""
-    tenant, app, agent, slug = parse_heartbeat_workflow_id(workflow_id)
+    _, tenant, app, agent, slug = parse_entity_workflow_id(workflow_id)
     return HeartbeatStatusView(
         id=workflow_id, tenant=tenant, app=app, agent=agent, slug=slug,
         status=attributes.get(SA_STATUS) or "active", failure_count=attributes.get(SA_FAILURE_COUNT) or 0,

@@ -34,6 +34,10 @@ class HeartbeatConfig(_Frozen):
     heartbeat: HeartbeatSpec
 
     @property
+    def slug(self) -> str:
+        return self.heartbeat.slug
+
+    @property
     def workflow_id(self) -> str:
         return heartbeat_workflow_id(self.tenant, self.app, self.agent, self.heartbeat.slug)
 

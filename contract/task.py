@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contract.heartbeat import MAX_TICKS_PER_RUN
+from contract.heartbeat import MAX_TICKS_PER_RUN, HeartbeatConfig
 from contract.names import task_workflow_id
 from contract.vocabulary import Status
 from manifest.tasks import TaskSpec
@@ -38,6 +38,10 @@ class TaskConfig(_Frozen):
     task: TaskSpec
 
     @property
+    def slug(self) -> str:
+        return self.task.slug
+
+    @property
     def workflow_id(self) -> str:
         return task_workflow_id(self.tenant, self.app, self.agent, self.task.slug)
 
@@ -46,6 +50,10 @@ class TaskConfig(_Frozen):
         """Stable hash of the config: equal fingerprints mean nothing to reconfigure."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# What the sync client starts one long-lived workflow for: a heartbeat, or a task.
+EntityConfig = HeartbeatConfig | TaskConfig
 
 
 class PendingCase(_Frozen):

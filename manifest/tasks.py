@@ -71,12 +71,18 @@ _KEY_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 MAX_NAME_LENGTH = 128
 
 
+def name_problem(value: object) -> str | None:
+    """Why `value` is not an event or metric name, or None when it is one."""
+    if not isinstance(value, str) or len(value) > MAX_NAME_LENGTH or not _NAME.fullmatch(value):
+        return (f"must be lowercase letters, digits, '_', '.' or '-', starting with a letter, at most"
+                f" {MAX_NAME_LENGTH} characters (got {value!r})")
+    return None
+
+
 def _check_name(value: str) -> str:
-    if len(value) > MAX_NAME_LENGTH or not _NAME.fullmatch(value):
-        raise problem(
-            f"must be lowercase letters, digits, '_', '.' or '-', starting with a letter, at most"
-            f" {MAX_NAME_LENGTH} characters (got {value!r})"
-        )
+    reason = name_problem(value)
+    if reason:
+        raise problem(reason)
     return value
 
 

@@ -83,7 +83,7 @@ def problem(kind: str, code: int, out: str, err: str) -> str | None:
     else:  # a failing command keeps exit 1 and its one-line message
         if code != 1:
             return f"exit {code}"
-        if out != "" or err != f"error: no heartbeat workflow {UNKNOWN} (see `heartbeats list`)\n":
+        if out != "" or err != f"error: no heartbeat or task workflow {UNKNOWN} (see `heartbeats list`)\n":
             return f"stdout {out!r}, stderr {err!r}"
     if "Fatal Python error" in err or "Traceback" in err:
         return "crash report on stderr"

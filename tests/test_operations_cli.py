@@ -54,9 +54,9 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_visibility_queries() -> None:
-    base = 'WorkflowType="HeartbeatWorkflow" AND ExecutionStatus="Running"'
-    assert operations.heartbeats_query() == base
-    assert operations.heartbeats_query("acme") == base + ' AND HeartbeatTenant="acme"'
+    base = 'WorkflowType IN ("HeartbeatWorkflow", "TaskWorkflow") AND ExecutionStatus="Running"'
+    assert operations.entities_query() == base
+    assert operations.entities_query("acme") == base + ' AND HeartbeatTenant="acme"'
     assert operations.failing_query("acme") == (
         base + ' AND HeartbeatTenant="acme" AND HeartbeatStatus="active" AND HeartbeatFailureCount >= 3'
     )
@@ -78,7 +78,7 @@ def test_a_view_from_search_attributes_has_every_field() -> None:
 def test_malformed_ids_are_refused_before_any_call(offline: str, command: str, bad: str) -> None:
     result = invoke(command, bad)
     assert result.exit_code == 1
-    assert "not a heartbeat workflow ID" in result.output and "heartbeat:TENANT:APP:AGENT:SLUG" in result.output
+    assert "not a heartbeat or task workflow ID" in result.output and "heartbeat:TENANT:APP:AGENT:SLUG" in result.output
 
 
 @pytest.mark.parametrize("args", [["list"], ["health", "--tenant", "acme"], ["status", GOOD], ["run-now", GOOD], ["enable", GOOD]])
@@ -141,7 +141,7 @@ def test_runs_lists_receipts_newest_first_from_the_store(offline: str) -> None:
 def test_runs_of_an_unknown_heartbeat(offline: str) -> None:
     result = invoke("runs", "heartbeat:acme:nope:agent:slug")
     assert result.exit_code == 1
-    assert "no heartbeat workflow heartbeat:acme:nope:agent:slug" in result.output
+    assert "no heartbeat or task workflow heartbeat:acme:nope:agent:slug" in result.output
 
 
 # ---------------------------------------------------------------- end to end, real Temporal
@@ -289,8 +289,8 @@ async def test_list_status_runs_and_signals_on_a_real_server(tmp_path: Path, mon
 
         # Unknown and no-longer-running IDs.
         unknown = await cli("status", "heartbeat:acme:sales:outreach:nope")
-        assert unknown.exit_code == 1 and "no heartbeat workflow heartbeat:acme:sales:outreach:nope" in unknown.output
-        assert "no heartbeat workflow" in (await cli("run-now", "heartbeat:acme:sales:outreach:nope")).output
+        assert unknown.exit_code == 1 and "no heartbeat or task workflow heartbeat:acme:sales:outreach:nope" in unknown.output
+        assert "no heartbeat or task workflow" in (await cli("run-now", "heartbeat:acme:sales:outreach:nope")).output
         assert (await cli("uninstall", "sales", "--tenant", TENANT)).exit_code == 0
         await wait_for(lambda: _closed(h.client.get_workflow_handle(GOOD)))
         stopped = await cli("pause", GOOD)

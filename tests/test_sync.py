@@ -419,7 +419,7 @@ class Installer:
 
     def config(self, app: str, agent: str, slug: str) -> HeartbeatConfig:
         source = quiet_manifest(app, {agent: [slug]})
-        return install.heartbeat_configs(source, tenant=self.tenant, tenant_timezone="UTC")[0]
+        return install.entity_configs(source, tenant=self.tenant, tenant_timezone="UTC")[0]
 
     async def install(self, source) -> install.InstallResult:
         loaded = [LoadedManifest(Path(f"{source.id}.yaml"), source)]

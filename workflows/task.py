@@ -20,7 +20,7 @@ task refuses them. A manual run bypasses pause (not disable), as a heartbeat's r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from temporalio import workflow
 from temporalio.exceptions import FailureError
@@ -129,7 +129,8 @@ class TaskWorkflow(EntityWorkflow):
         if not any(trigger.metric == case.metric for trigger in self._config.task.triggers_of("threshold")):
             workflow.logger.warning("%s has no threshold on %r; ignored", self._entity_id, case.metric)
             return
-        crossed = iso_utc(case.crossed_at)
+        # To the microsecond: two crossings in one second (down, up, down again) are two cases.
+        crossed = case.crossed_at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         self._push(PendingCase(source="threshold", ref=f"{case.metric}@{crossed}", name=case.metric,
                                payload={"metric": case.metric, "value": case.value, "crossed_at": crossed},
                                at=workflow.now()))
