@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from api import dashboard, health
+from api import dashboard, health, ingress
 from api.auth import require_token
 from api.backends import Backends
 from api.body_limit import BodyLimit
@@ -81,8 +81,7 @@ def create_app(context: ApiContext) -> FastAPI:
 
     v1 = APIRouter(prefix="/v1", responses=COMMON_ERRORS)
     v1.include_router(health.router, dependencies=[Depends(require_token)])
-    for router in _ingress_routers():
-        v1.include_router(router)
+    v1.include_router(ingress.router)
     app.include_router(v1)
     app.include_router(dashboard.router)
 
@@ -90,12 +89,6 @@ def create_app(context: ApiContext) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(UnexpectedErrors)
     return app
-
-
-def _ingress_routers() -> list[APIRouter]:
-    from api import ingress
-
-    return [ingress.router]
 
 
 def _package_version() -> str:

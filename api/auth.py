@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import ApiContext, Context
 from api.targets import Target
+from client.ingress import verify_webhook
 from contract.errors import Unauthorized
 
 # auto_error=False: a missing header is answered by us, in the API's error shape.
@@ -63,8 +64,6 @@ async def require_token_or_signature(request: Request, target: Target, context: 
             raise Unauthorized("missing credentials: send `Authorization: Bearer <token>`"
                                " or sign the event (webhook-id, webhook-timestamp, webhook-signature)")
         return EventCaller(signed_id=None)
-    from client.ingress import verify_webhook
-
     signed_id = await verify_webhook(context.backends.store, tenant=target.tenant, app=target.app,
                                      body=await request.body(), headers=dict(request.headers))
     return EventCaller(signed_id=signed_id)

@@ -20,6 +20,7 @@ from api.errors import ErrorBody
 from api.idempotency import IDEMPOTENCY_KEY_HEADER, answer_once, checked_key, request_fingerprint
 from api.request_body import json_model, json_object
 from api.targets import RateLimitedTarget
+from client.ingress import app_tasks, event_listeners, put_metric, send_event
 
 router = APIRouter(prefix="/tenants/{tenant}/apps/{app}")
 
@@ -79,12 +80,13 @@ async def post_event(
     _webhook_timestamp: str | None = Header(None, alias="webhook-timestamp", description="Unix seconds."),
     _webhook_signature: str | None = Header(None, alias="webhook-signature", description="`v1,<base64>`"),
 ) -> JSONResponse:
-    from client.ingress import send_event
-
     body = await json_object(request)
     event_id = caller.signed_id or checked_key(idempotency_key)
-    delivery = await send_event(await context.backends.temporal(), context.backends.store, tenant=target.tenant,
-                                app=target.app, event=event, body=body, event_id=event_id)
+    store = context.backends.store
+    # Store checks first: an unknown tenant or event is a 404 even while Temporal is away.
+    await event_listeners(store, tenant=target.tenant, app=target.app, event=event)
+    delivery = await send_event(await context.backends.temporal(), store, tenant=target.tenant, app=target.app,
+                                event=event, body=body, event_id=event_id)
     return JSONResponse(delivery.to_json(), status_code=202)
 
 
@@ -100,7 +102,7 @@ async def post_event(
         " `Idempotency-Key`."),
     openapi_extra=_json_body(MetricValue.model_json_schema(), {"value": 0.031}),
 )
-async def put_metric(
+async def post_metric(
     request: Request,
     target: RateLimitedTarget,
     context: Context,
@@ -110,12 +112,13 @@ async def put_metric(
     reading, body = await json_model(request, MetricValue)
     key = checked_key(idempotency_key)
 
-    async def record() -> tuple[int, dict[str, Any]]:
-        from client import ingress
+    store = context.backends.store
 
-        result = await ingress.put_metric(await context.backends.temporal(), context.backends.store,
-                                          tenant=target.tenant, app=target.app, metric=metric, value=reading.value)
+    async def record() -> tuple[int, dict[str, Any]]:
+        await app_tasks(store, tenant=target.tenant, app=target.app)  # a 404 even while Temporal is away
+        result = await put_metric(await context.backends.temporal(), store, tenant=target.tenant,
+                                  app=target.app, metric=metric, value=reading.value)
         return 200, result.to_json()
 
-    return await answer_once(context.backends.store, target, route="metrics", key=key,
+    return await answer_once(store, target, route="metrics", key=key,
                              fingerprint=request_fingerprint(request.url.path, body), run=record)

@@ -27,10 +27,12 @@ class ApiEnv:
 
 
 @contextlib.asynccontextmanager
-async def api_env(store: Store, tmp_path: Path, *, temporal=None, **settings: object) -> AsyncIterator[ApiEnv]:
-    """The app over `store` (and `temporal`, when given), called through httpx's ASGI transport."""
+async def api_env(store: Store, tmp_path: Path, *, temporal=None, temporal_address: str | None = None,
+                  **settings: object) -> AsyncIterator[ApiEnv]:
+    """The app over `store` and `temporal` (else a client it connects to `temporal_address` when
+    first needed), called through httpx's ASGI transport."""
     config = load_settings(token=TOKEN, token_file=tmp_path / "api-token", **settings)
-    context = build_context(config, backends=Backends(store=store, temporal=temporal))
+    context = build_context(config, backends=Backends(store=store, temporal=temporal, temporal_address=temporal_address))
     transport = httpx.ASGITransport(app=create_app(context))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield ApiEnv(context, http, store)
