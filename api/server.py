@@ -8,6 +8,7 @@ free port when 8080 is taken.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 import socket
 from urllib.parse import quote
 
@@ -71,6 +72,12 @@ def login_link(url: str, token: ApiToken) -> str:
     return f"{url}/login?token={quote(token.value, safe='')}"
 
 
+def curl_example(url: str, token: ApiToken) -> str:
+    """A first call to try, reading the token from where it is kept (never spelling it out)."""
+    source = "$HEARTBEATS_API_TOKEN" if token.path is None else f"$(cat {shlex.quote(str(token.path))})"
+    return f'curl -H "Authorization: Bearer {source}" {url}/v1/health'
+
+
 def banner(url: str, token: ApiToken) -> list[str]:
     """What `heartbeats serve` and `heartbeats demo` tell the operator about the server."""
     lines = []
@@ -79,6 +86,7 @@ def banner(url: str, token: ApiToken) -> list[str]:
     lines += [
         f"API:        {url}/v1/   (OpenAPI: {url}/openapi.json, docs: {url}/docs)",
         f"Dashboard:  {login_link(url, token)}",
+        f"Try:        {curl_example(url, token)}",
     ]
     return lines
 

@@ -1,6 +1,7 @@
 """`heartbeats demo`: the whole product on one machine, with no API key.
 
-Brings up the local Temporal server and a worker, creates tenant `demo` with sample records,
+Brings up the local Temporal server, a worker and the HTTP server (API and dashboard, on
+127.0.0.1:8080 or a free port when that is taken), creates tenant `demo` with sample records,
 installs the example apps of manifests/, fires one run-now and shows its receipt, then prints
 what to look at. Runs until Ctrl-C and stops everything it started.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 from pathlib import Path
 
 import click
@@ -18,6 +20,7 @@ from cli.install_commands import print_install
 from client.checks import load_manifests
 from client.local_server import find_config, load_config, running_dev_server_async
 from client.sync import install_manifests
+from contract.errors import Unavailable
 from contract.names import SIGNAL_RUN_NOW, heartbeat_workflow_id
 from runtime.connection import connect, own_runtime
 from store.models import Receipt
@@ -28,6 +31,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent  # the repository (editable i
 EXAMPLE_MANIFESTS = REPO_ROOT / "manifests"
 # The heartbeat the demo fires once: its pre-filter finds the sample KPIs, so the agent wakes.
 RUN_NOW_TARGET = heartbeat_workflow_id(DEMO_TENANT, "marketing", "cmo", "hourly_kpi")
+
+# The HTTP server's port when it is free; otherwise any free one.
+DEMO_API_PORT = 8080
 
 # Records the example apps' pre-filters find: active campaigns for the sales cadence, KPIs for the CMO.
 SAMPLE_RECORDS = [
@@ -59,12 +65,28 @@ async def wait_for_receipt(store, heartbeat_id: str, *, newer_than: int, timeout
     return None
 
 
+def listen_for_api() -> socket.socket:
+    """The HTTP server's socket: 127.0.0.1:8080, or a free port when 8080 is taken (a `heartbeats serve`)."""
+    from api.server import listen
+
+    try:
+        return listen("127.0.0.1", DEMO_API_PORT)
+    except Unavailable:
+        return listen("127.0.0.1", 0)
+
+
 async def run_demo(config_path: Path | None) -> None:
+    from api.app import build_context, create_app
+    from api.backends import Backends
+    from api.server import banner, base_url, curl_example, login_link, uvicorn_server
+    from api.settings import load_settings
     from store import open_store
     from worker import run_worker
 
     config = load_config(find_config(config_path))
     loaded = load_manifests(sorted(EXAMPLE_MANIFESTS.glob("*.yaml")))
+    api_settings = load_settings()
+    api_socket = listen_for_api()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -74,9 +96,16 @@ async def run_demo(config_path: Path | None) -> None:
         client = await connect(address=server.address, namespace=server.namespace)
         store = await open_store()
         worker = asyncio.create_task(run_worker(client, stop=stop))
+        # The HTTP server in this process, on the demo's store and Temporal client.
+        api = build_context(api_settings, backends=Backends(store=store, temporal=client))
+        http = uvicorn_server(create_app(api), quiet=True)
+        http_serving = asyncio.create_task(http.serve(sockets=[api_socket]))
+        api_url = base_url(api_socket)
         try:
             await seed_demo_tenant(store)
             click.echo(f"Temporal dev server {server.address}, web UI {server.ui_url}; worker running.")
+            for line in banner(api_url, api.token):
+                click.echo(line)
             click.echo(f"Tenant {DEMO_TENANT!r} ({DEMO_TIMEZONE}) with {len(SAMPLE_RECORDS)} sample records.\n")
             for result in await install_manifests(client, store, loaded, tenant=DEMO_TENANT):
                 print_install(result)
@@ -94,12 +123,17 @@ Look at:
   run-now:    .venv/bin/temporal workflow signal --workflow-id {RUN_NOW_TARGET} --name run_now
   status:     .venv/bin/temporal workflow query --workflow-id {RUN_NOW_TARGET} --type status
   by status:  .venv/bin/temporal workflow list --query 'HeartbeatTenant="{DEMO_TENANT}" AND HeartbeatStatus="active"'
+  dashboard:  {login_link(api_url, api.token)}
+  API:        {curl_example(api_url, api.token)}
 Press Ctrl-C to stop.""")
             await stop.wait()
         finally:
             stop.set()
+            http.should_exit = True  # finishes the requests in flight, then stops
+            await http_serving
             await worker
             await store.close()
+            api_socket.close()
     click.echo("Demo stopped.", err=True)
 
 

@@ -27,6 +27,7 @@ from api.settings import MAX_BODY_BYTES, load_settings
 from api.token import TokenSource, resolve_token
 from cli.main import cli
 from contract.errors import ConfigurationError
+from drills.rig import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # Only guards against hanging forever; the server starts in about a second.
@@ -47,14 +48,16 @@ class Served:
         return self.process.returncode, "\n".join(self.banner) + "\n" + out.decode(), err.decode()
 
 
-async def serve(tmp_path: Path, *, token: str | None = None) -> Served:
-    """`heartbeats serve --port 0` in `tmp_path` (its .data/ holds the store and the token file)."""
+async def serve(tmp_path: Path, *, token: str | None = None, command: tuple[str, ...] = ("serve", "--port", "0"),
+                ) -> Served:
+    """`heartbeats serve --port 0` (or `command`) in `tmp_path` (its .data/ holds the store and the
+    token file), once it says it is ready."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("HEARTBEATS_")}
     env.update(PYTHONPATH=str(REPO), TEMPORAL_ADDRESS="127.0.0.1:1", PYTHONUNBUFFERED="1")
     if token is not None:
         env["HEARTBEATS_API_TOKEN"] = token
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from cli.main import main; main()", "serve", "--port", "0",
+        sys.executable, "-c", "from cli.main import main; main()", *command,
         cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     banner: list[str] = []
     assert process.stdout is not None
@@ -62,7 +65,7 @@ async def serve(tmp_path: Path, *, token: str | None = None) -> Served:
         line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
         if not line:
             _, err = await process.communicate()
-            pytest.fail(f"serve ended before it was ready: {banner} {err.decode()}")
+            pytest.fail(f"{command[0]} ended before it was ready: {banner} {err.decode()}")
         banner.append(line.decode().rstrip("\n"))
     url = re.search(r"API:\s+(http://127\.0\.0\.1:\d+)/v1/", "\n".join(banner))
     assert url, banner
@@ -136,6 +139,7 @@ async def test_a_token_from_the_environment_is_never_printed_nor_logged(tmp_path
     served = await serve(tmp_path, token=token)
     try:
         assert f"Dashboard:  {served.url}/login?token=<HEARTBEATS_API_TOKEN>" in served.banner
+        assert f'Try:        curl -H "Authorization: Bearer $HEARTBEATS_API_TOKEN" {served.url}/v1/health' in served.banner
         async with httpx.AsyncClient(base_url=served.url) as http:
             assert (await http.get("/login", params={"token": token})).status_code == 303
             assert (await http.get("/v1/health", headers={"Authorization": f"Bearer {token}"})).status_code == 200
@@ -146,6 +150,33 @@ async def test_a_token_from_the_environment_is_never_printed_nor_logged(tmp_path
     assert "/login?token=[redacted]" in out
     assert token not in out and token not in err
     assert not (tmp_path / ".data" / "api-token").exists()
+
+
+async def test_the_demo_serves_the_api_on_its_store_and_temporal_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    # The repository's dev-server settings on free ports, without the web UI.
+    settings = tmp_path / "temporal-dev.yaml"
+    text = (REPO / "temporal-dev.yaml").read_text()
+    for key, value in (("port", free_port()), ("ui_port", free_port()), ("headless", "true")):
+        text, replaced = re.subn(rf"^{key}: \S+", f"{key}: {value}", text, flags=re.M)
+        assert replaced == 1, key
+    settings.write_text(text)
+    demo = await serve(tmp_path, command=("demo", "--config", str(settings)))
+    token = (tmp_path / ".data" / "api-token").read_text().strip()
+    try:
+        assert f"  dashboard:  {demo.url}/login?token={token}" in demo.banner
+        async with httpx.AsyncClient(base_url=demo.url) as http:
+            auth = {"Authorization": f"Bearer {token}"}
+            assert (await http.get("/v1/health", headers=auth)).json() == {"ok": True}
+            # The demo's own store and Temporal: its tenant and apps are there, a metric put reaches them.
+            response = await http.post("/v1/tenants/demo/apps/marketing/metrics/signups", headers=auth,
+                                       json={"value": 200})
+            assert (response.status_code, response.json()["fired"]) == (200, [])
+            response = await http.post("/v1/tenants/nobody/apps/marketing/metrics/signups", headers=auth,
+                                       json={"value": 200})
+            assert response.status_code == 404
+    finally:
+        code, _, err = await demo.stop()
+    assert code == 0 and "Demo stopped." in err and "Traceback" not in err
 
 
 # ------------------------------------------------------------------------------ refusals at start
