@@ -28,6 +28,7 @@ class Backends:
         self._store = store
         self._owns_store = store is None
         self._temporal = temporal
+        self._owns_temporal = temporal is None
         self._address = temporal_address
         self._namespace = temporal_namespace
         self._connecting = asyncio.Lock()
@@ -65,3 +66,7 @@ class Backends:
         if self._owns_store and self._store is not None:
             await self._store.close()
             self._store = None
+        if self._owns_temporal:
+            # Dropped, so the process's own SDK runtime can shut down with the command
+            # (runtime.connection.own_runtime) rather than at interpreter exit.
+            self._temporal = None

@@ -13,7 +13,27 @@ from api.app import build_context, create_app
 from api.backends import Backends
 from api.context import ApiContext
 from api.settings import load_settings
+from contract.names import task_workflow_id
 from store import Store
+
+# The app the ingress tests send to: one task listening for an event and watching a metric.
+TENANT = "acme"
+APP = "support"
+MANIFEST = """\
+id: support
+agents:
+  - id: reviewer
+    system_prompt: You review support cases.
+    tools: [records]
+    tasks:
+      - slug: review_cases
+        prompt: Review each new case; reply HEARTBEAT_OK when nothing needs doing.
+        dedupe: {key: case_id, ttl_hours: 168}
+        triggers:
+          - {type: event, event: case.created}
+          - {type: threshold, metric: error_rate, above: 0.02}
+"""
+TASK_ID = task_workflow_id(TENANT, APP, "reviewer", "review_cases")
 
 TOKEN = "test-token-0123456789abcdefghijklmnopqrstuv"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -21,30 +21,12 @@ from client.checks import LoadedManifest
 from client.ingress import webhook_secret
 from client.operations import heartbeat_runs
 from client.sync import install_manifests
-from contract.names import task_workflow_id
 from drills.provider_server import ProviderServer, text_reply
 from manifest.loader import parse_manifest
 from store import Store, open_store
-from tests.api_env import AUTH, api_env
+from tests.api_env import APP, AUTH, MANIFEST, TASK_ID, TENANT, api_env
 from tests.temporal_env import dev_server, running_worker
 
-TENANT = "acme"
-APP = "support"
-MANIFEST = """\
-id: support
-agents:
-  - id: reviewer
-    system_prompt: You review support cases.
-    tools: [records]
-    tasks:
-      - slug: review_cases
-        prompt: Review each new case; reply HEARTBEAT_OK when nothing needs doing.
-        dedupe: {key: case_id, ttl_hours: 168}
-        triggers:
-          - {type: event, event: case.created}
-          - {type: threshold, metric: error_rate, above: 0.02}
-"""
-TASK_ID = task_workflow_id(TENANT, APP, "reviewer", "review_cases")
 EVENTS = f"/v1/tenants/{TENANT}/apps/{APP}/events"
 METRIC = f"/v1/tenants/{TENANT}/apps/{APP}/metrics/error_rate"
 

@@ -26,8 +26,14 @@ from api.server import is_loopback
 from api.settings import MAX_BODY_BYTES, load_settings
 from api.token import TokenSource, resolve_token
 from cli.main import cli
+from client.checks import LoadedManifest
+from client.sync import install_manifests
 from contract.errors import ConfigurationError
 from drills.rig import free_port
+from manifest.loader import parse_manifest
+from store import open_store
+from tests.api_env import MANIFEST, TASK_ID
+from tests.temporal_env import dev_server
 
 REPO = Path(__file__).resolve().parent.parent
 # Only guards against hanging forever; the server starts in about a second.
@@ -49,11 +55,11 @@ class Served:
 
 
 async def serve(tmp_path: Path, *, token: str | None = None, command: tuple[str, ...] = ("serve", "--port", "0"),
-                ) -> Served:
+                temporal_address: str = "127.0.0.1:1") -> Served:
     """`heartbeats serve --port 0` (or `command`) in `tmp_path` (its .data/ holds the store and the
     token file), once it says it is ready."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("HEARTBEATS_")}
-    env.update(PYTHONPATH=str(REPO), TEMPORAL_ADDRESS="127.0.0.1:1", PYTHONUNBUFFERED="1")
+    env.update(PYTHONPATH=str(REPO), TEMPORAL_ADDRESS=temporal_address, PYTHONUNBUFFERED="1")
     if token is not None:
         env["HEARTBEATS_API_TOKEN"] = token
     process = await asyncio.create_subprocess_exec(
@@ -150,6 +156,29 @@ async def test_a_token_from_the_environment_is_never_printed_nor_logged(tmp_path
     assert "/login?token=[redacted]" in out
     assert token not in out and token not in err
     assert not (tmp_path / ".data" / "api-token").exists()
+
+
+async def test_serve_reaches_temporal_when_needed_and_exits_cleanly(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / '.data' / 'heartbeats.db'}")
+    try:
+        async with dev_server(tmp_path) as (client, address):
+            await store.tenants.upsert(tenant="acme", timezone="UTC")
+            await install_manifests(client, store, [LoadedManifest(Path("support.yaml"), parse_manifest(MANIFEST))],
+                                    tenant="acme")
+            served = await serve(tmp_path, temporal_address=address)
+            token = (tmp_path / ".data" / "api-token").read_text().strip()
+            try:
+                async with httpx.AsyncClient(base_url=served.url) as http:
+                    response = await http.post("/v1/tenants/acme/apps/support/metrics/error_rate",
+                                               headers={"Authorization": f"Bearer {token}"}, json={"value": 0.5})
+                    assert (response.status_code, response.json()["fired"]) == (200, [TASK_ID])
+            finally:
+                code, _, err = await served.stop()
+    finally:
+        await store.close()
+    # The Temporal client the server made is gone before the interpreter ends: no crash at exit.
+    assert code == 0, err
+    assert "Fatal Python error" not in err and "Traceback" not in err
 
 
 async def test_the_demo_serves_the_api_on_its_store_and_temporal_and_stops_on_ctrl_c(tmp_path: Path) -> None:
