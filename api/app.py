@@ -12,11 +12,15 @@ limit (429), and only then reads its body.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from api import dashboard, health, ingress
 from api.auth import require_token
@@ -27,6 +31,13 @@ from api.errors import ErrorBody, UnexpectedErrors, install_error_handlers
 from api.rate_limit import RateLimiter
 from api.settings import MAX_BODY_BYTES, ApiSettings
 from api.token import ApiToken, resolve_token
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+# Kept answers expire after 24 hours; a reclaimed key replaces its expired answer at once, and
+# this sweep deletes the others.
+PURGE_SECONDS = 60 * 60
 
 API_DESCRIPTION = """\
 The HTTP API of agent-heartbeats. Every call needs `Authorization: Bearer <token>`; the event
@@ -62,9 +73,13 @@ def create_app(context: ApiContext) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await context.backends.open()
+        purging = asyncio.create_task(purge_expired_answers(context.backends))
         try:
             yield
         finally:
+            purging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purging
             await context.backends.close()
 
     app = FastAPI(
@@ -89,6 +104,18 @@ def create_app(context: ApiContext) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(UnexpectedErrors)
     return app
+
+
+async def purge_expired_answers(backends: Backends, *, every: float = PURGE_SECONDS) -> None:
+    """Delete kept `Idempotency-Key` answers past their 24 hours: at start, then every `every` seconds."""
+    while True:
+        try:
+            purged = await backends.store.idempotency.purge_expired(now=utcnow())
+            if purged:
+                log.info("deleted %d expired Idempotency-Key answers", purged)
+        except (SQLAlchemyError, OSError) as exc:  # the database is away: try again next time
+            log.warning("could not delete expired Idempotency-Key answers: %s", str(exc).splitlines()[0])
+        await asyncio.sleep(every)
 
 
 def _package_version() -> str:

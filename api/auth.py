@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import ApiContext, Context
-from api.targets import Target
+from api.targets import app_target
 from client.ingress import verify_webhook
 from contract.errors import Unauthorized
 
@@ -55,7 +55,7 @@ class EventCaller:
     signed_id: str | None
 
 
-async def require_token_or_signature(request: Request, target: Target, context: Context,
+async def require_token_or_signature(request: Request, tenant: str, app: str, context: Context,
                                      _credentials: BearerCredentials) -> EventCaller:
     """Dependency of the event endpoint: the bearer token, a valid Standard Webhooks signature, or both."""
     has_token = check_bearer(context, request)
@@ -64,6 +64,8 @@ async def require_token_or_signature(request: Request, target: Target, context: 
             raise Unauthorized("missing credentials: send `Authorization: Bearer <token>`"
                                " or sign the event (webhook-id, webhook-timestamp, webhook-signature)")
         return EventCaller(signed_id=None)
+    # Checked here, not as a dependency of this one: the token decides before the path does.
+    target = app_target(tenant, app)
     signed_id = await verify_webhook(context.backends.store, tenant=target.tenant, app=target.app,
                                      body=await request.body(), headers=dict(request.headers))
     return EventCaller(signed_id=signed_id)

@@ -21,7 +21,9 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.service import RPCError
 
+from client.temporal import temporal_errors
 from contract.errors import (
     ConfigurationError,
     Conflict,
@@ -148,15 +150,9 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("database error on %s %s", request.method, request.url.path, exc_info=error)
         return error_response(500, "internal_error", "internal server error (logged on the server)")
 
-    try:
-        from temporalio.service import RPCError
-    except ImportError:  # pragma: no cover - temporalio is a dependency
-        return
-
     @app.exception_handler(RPCError)
     async def _temporal_refused(_request: Request, error: RPCError) -> JSONResponse:
-        from client.temporal import temporal_errors
-
+        # A refusal the library let through: client.temporal keeps the one translation into our errors.
         try:
             with temporal_errors():
                 raise error

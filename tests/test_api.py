@@ -72,9 +72,10 @@ async def test_health_answers_with_the_token(env: ApiEnv) -> None:
     assert (response.status_code, response.json()) == (200, {"ok": True})
 
 
-async def test_authentication_comes_before_reading_the_body(env: ApiEnv) -> None:
-    response = await env.http.post(METRIC, content=b"{not json")
-    assert response.status_code == 401
+async def test_authentication_comes_before_reading_the_body_and_the_path(env: ApiEnv) -> None:
+    for path in (METRIC, EVENT, "/v1/tenants/Acme/apps/crm/metrics/x", "/v1/tenants/Acme/apps/crm/events/x"):
+        response = await env.http.post(path, content=b"{not json")
+        assert response.status_code == 401, path
 
 
 async def test_the_dashboard_cookie_does_not_open_the_api(env: ApiEnv) -> None:

@@ -5,13 +5,20 @@ same key gets 409, and a request that failed leaves the key free for its retry."
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from api.app import build_context, create_app
+from api.backends import Backends
 from api.idempotency import REPLAYED_HEADER, answer_once, request_fingerprint
+from api.settings import load_settings
 from api.targets import AppTarget
 from contract.errors import Conflict, Unavailable
 from store import Store
+from store.types import utcnow
 
 TARGET = AppTarget("acme", "crm")
 PATH = "/v1/tenants/acme/apps/crm/metrics/error_rate"
@@ -95,3 +102,24 @@ async def test_a_retry_while_the_first_still_runs_is_a_conflict(store: Store) ->
     release.set()
     assert (await first).status_code == 200
     assert (await answer(store, Counter())).body == b'{"done":true}'
+
+
+async def test_the_server_deletes_expired_answers_while_it_runs(store: Store, tmp_path: Path) -> None:
+    two_days_ago = utcnow() - timedelta(days=2)
+    for key, at in (("old", two_days_ago), ("fresh", utcnow())):
+        scope = {"tenant": "acme", "app": "crm", "route": "metrics", "key": key}
+        await store.idempotency.claim(**scope, request_hash="h", now=at, lease=timedelta(minutes=5))
+        await store.idempotency.finish(**scope, status=200, answer={}, expires_at=at + timedelta(hours=24))
+
+    async def keys() -> list[str]:
+        async with store.engine.connect() as conn:
+            return sorted((await conn.execute(text("SELECT idempotency_key FROM idempotent_requests"))).scalars())
+
+    assert await keys() == ["fresh", "old"]
+    app = create_app(build_context(load_settings(token="t", token_file=tmp_path / "t"), backends=Backends(store=store)))
+    async with app.router.lifespan_context(app):
+        for _ in range(600):  # a guard against waiting forever, not a speed requirement
+            if await keys() == ["fresh"]:
+                break
+            await asyncio.sleep(0.05)
+    assert await keys() == ["fresh"]
