@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,6 +20,7 @@ from manifest.loader import ManifestError, load_manifest
 from manifest.models import timezone_problem
 from manifest.schema import manifest_json_schema_text
 from schedule import describe_schedule, heartbeat_zone, upcoming_fires
+from schedule.describe import describe_trigger
 from schedule.local_time import zone
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -36,10 +39,10 @@ def manifest_paths(paths: tuple[str, ...]) -> list[Path]:
 
 
 def summary(manifest: AppManifest) -> str:
-    agents, heartbeats = len(manifest.agents), len(manifest.heartbeats())
+    agents, heartbeats, tasks = len(manifest.agents), len(manifest.heartbeats()), len(manifest.tasks())
     return (
         f"app {manifest.id} {manifest.version}: {agents} agent{'s' * (agents != 1)},"
-        f" {heartbeats} heartbeat{'s' * (heartbeats != 1)}"
+        f" {heartbeats} heartbeat{'s' * (heartbeats != 1)}" + (f", {tasks} task{'s' * (tasks != 1)}" if tasks else "")
     )
 
 
@@ -97,6 +100,17 @@ async def _stored_timezone(store, tenant: str) -> str | None:
     return record.timezone if record else None
 
 
+@dataclass(frozen=True)
+class PreviewRow:
+    """One heartbeat's, or one time trigger of a task's, next fires."""
+
+    name: str  # app/agent/slug
+    schedule: str
+    zone: str
+    fires: list[datetime]
+    ids: dict[str, Any]  # the JSON row's app, agent, slug (and a task's trigger type)
+
+
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--tenant", required=True, help="Tenant id: it salts interval grids.")
@@ -107,7 +121,8 @@ async def _stored_timezone(store, tenant: str) -> str | None:
 def preview(
     files: tuple[str, ...], tenant: str, timezone_name: str | None, from_: str | None, count: int, as_json: bool
 ) -> None:
-    """Show the next fire times of every heartbeat in the manifests, for one tenant.
+    """Show the next fire times of every heartbeat, and of every task's schedule and poll
+    triggers, in the manifests, for one tenant.
 
     Times follow the platform's exact rules: salted interval grids, local wall time in
     the heartbeat's zone, DST, active hours, business/overnight intervals and cooldown
@@ -131,34 +146,39 @@ def preview(
             raise UserError(f"{path} is not a valid manifest:\n{exc}") from None
     tenant_timezone = timezone_name or run_with_store(lambda store: _stored_timezone(store, tenant)) or "UTC"
 
-    rows = []
+    rows: list[PreviewRow] = []
     for manifest in manifests:
         for agent, heartbeat in manifest.heartbeats():
-            fires = upcoming_fires(
-                heartbeat, tenant_id=tenant, after=after, count=count, tenant_timezone=tenant_timezone
-            )
-            rows.append((manifest, agent, heartbeat, heartbeat_zone(heartbeat, tenant_timezone), fires))
+            fires = upcoming_fires(heartbeat, tenant_id=tenant, after=after, count=count, tenant_timezone=tenant_timezone)
+            rows.append(PreviewRow(f"{manifest.id}/{agent.id}/{heartbeat.slug}", describe_schedule(heartbeat),
+                                   heartbeat_zone(heartbeat, tenant_timezone), fires,
+                                   {"app": manifest.id, "agent": agent.id, "slug": heartbeat.slug}))
+        for agent, task in manifest.tasks():
+            for schedule in task.time_schedules():  # a task's schedule and poll triggers, one row each
+                fires = upcoming_fires(schedule, tenant_id=tenant, after=after, count=count,
+                                       tenant_timezone=tenant_timezone)
+                rows.append(PreviewRow(f"{manifest.id}/{agent.id}/{task.slug}", describe_trigger(schedule.trigger),
+                                       heartbeat_zone(schedule, tenant_timezone), fires,
+                                       {"app": manifest.id, "agent": agent.id, "slug": task.slug,
+                                        "trigger": schedule.trigger.type}))
 
     if as_json:
-        click.echo(json.dumps([
-            {"app": m.id, "agent": a.id, "slug": h.slug, "timezone": tz, "fires": [iso_utc(f) for f in fires]}
-            for m, a, h, tz, fires in rows
-        ], indent=2))
+        click.echo(json.dumps([{**row.ids, "timezone": row.zone, "fires": [iso_utc(f) for f in row.fires]}
+                               for row in rows], indent=2))
         return
-    fires_table = table("heartbeat", "schedule", "UTC", "local",
+    fires_table = table("heartbeat / task", "schedule", "UTC", "local",
                         title=f"Next fires for tenant {tenant} (timezone {tenant_timezone}) after {iso_utc(after)}")
-    for manifest, agent, heartbeat, tz_name, fires in rows:
-        name = f"{manifest.id}/{agent.id}/{heartbeat.slug}"
-        if not fires:
-            add_row(fires_table, name, describe_schedule(heartbeat), "never", "no due time inside its windows")
-        for index, fire in enumerate(fires):
-            local = fire.astimezone(zone(tz_name))
+    for row in rows:
+        if not row.fires:
+            add_row(fires_table, row.name, row.schedule, "never", "no due time inside its windows")
+        for index, fire in enumerate(row.fires):
+            local = fire.astimezone(zone(row.zone))
             add_row(
                 fires_table,
-                name if index == 0 else "",
-                describe_schedule(heartbeat) if index == 0 else "",
+                row.name if index == 0 else "",
+                row.schedule if index == 0 else "",
                 iso_utc(fire),
-                f"{local:%a %Y-%m-%d %H:%M:%S} {local.tzname()} ({tz_name})",
+                f"{local:%a %Y-%m-%d %H:%M:%S} {local.tzname()} ({row.zone})",
             )
         fires_table.add_section()
     console().print(fires_table)

@@ -178,9 +178,12 @@ class WakeVisionRequest(_Message):
 # --- a task's cases: dedupe before any LLM call --------------------------------------------------
 
 MAX_CASE_BODY_CHARS = 3_000  # a case's body as JSON, as it enters history (a longer one is cut)
-# Pushed cases one run takes (the rest wait for the next run): so many capped bodies always fit the
-# MAX_PREFILTER_BYTES a run's rows may take in history, so none is cut off and lost.
+# New cases one run gives the agent: so many capped bodies always fit the MAX_PREFILTER_BYTES a
+# run's rows may take in history, so none is cut off and lost; more wait for the next run.
 MAX_CASES_PER_RUN = 15
+# Waiting pushed cases one firing takes to its dedupe: most of a flood is duplicates, dropped by
+# one store read, so a firing takes many; new ones beyond MAX_CASES_PER_RUN are deferred.
+MAX_CASES_PER_FIRING = 200
 
 
 class TaskCase(_Message):
@@ -195,6 +198,9 @@ class TaskCases(_Message):
     total: int  # cases the firing brought
     duplicates: int  # of those, processed within the TTL (dropped before any LLM call)
     truncated: bool = False  # more new cases than fit: the rest come again with the next firing
+    # Of a pushed firing's cases, the positions of new ones that did not fit this run: the workflow
+    # puts them back in front of its waiting cases (a poll's rows are simply found again).
+    deferred: list[int] = Field(default_factory=list)
     forced: bool = False  # dedupe was bypassed
     # Nothing new: the activity wrote the `skipped / prefilter_empty` or `skipped / duplicate` receipt.
     receipt_written: bool = False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from manifest.models import HeartbeatSpec
-from manifest.tasks import EventTrigger, HeartbeatTrigger, ScheduleTrigger, TaskSpec, ThresholdTrigger
+from manifest.tasks import EventTrigger, HeartbeatTrigger, ScheduleTrigger, TaskSpec, ThresholdTrigger, Trigger
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -33,27 +33,30 @@ def describe_schedule(heartbeat: HeartbeatSpec) -> str:
     return text
 
 
+def describe_trigger(trigger: Trigger) -> str:
+    """E.g. "event case.created", "poll every 15 min", "cron 0 9 * * 1-5", "error_rate > 0.02"."""
+    if isinstance(trigger, HeartbeatTrigger):
+        interval, window = trigger.interval_minutes, trigger.business_hours
+        if isinstance(interval, int) or window is None:
+            return f"poll every {interval} min"
+        return f"poll every {interval.business_hours} min in {window.start}-{window.end}, else {interval.overnight} min"
+    if isinstance(trigger, ScheduleTrigger):
+        kind = trigger.schedule_type
+        if kind == "cron":
+            return f"cron {trigger.cron_expression}"
+        if kind == "daily":
+            return f"daily {trigger.time_of_day}"
+        return f"weekly {WEEKDAYS[trigger.day_of_week or 0]} {trigger.time_of_day}"
+    if isinstance(trigger, EventTrigger):
+        return f"event {trigger.event}"
+    if isinstance(trigger, ThresholdTrigger):
+        return f"{trigger.metric} > {trigger.above}" if trigger.above is not None else f"{trigger.metric} < {trigger.below}"
+    return trigger.type  # a2a, manual
+
+
 def describe_triggers(task: TaskSpec) -> str:
     """E.g. "event case.created; poll every 15 min; cron 0 9 * * 1-5; error_rate > 0.02; a2a; manual"."""
-    parts = []
-    for trigger in task.triggers:
-        if isinstance(trigger, HeartbeatTrigger):
-            interval = trigger.interval_minutes
-            parts.append(f"poll every {interval} min" if isinstance(interval, int) else
-                         f"poll every {interval.business_hours} min in {trigger.business_hours.start}-"  # type: ignore[union-attr]
-                         f"{trigger.business_hours.end}, else {interval.overnight} min")  # type: ignore[union-attr]
-        elif isinstance(trigger, ScheduleTrigger):
-            kind = trigger.schedule_type
-            parts.append(f"cron {trigger.cron_expression}" if kind == "cron" else f"daily {trigger.time_of_day}"
-                         if kind == "daily" else f"weekly {WEEKDAYS[trigger.day_of_week or 0]} {trigger.time_of_day}")
-        elif isinstance(trigger, EventTrigger):
-            parts.append(f"event {trigger.event}")
-        elif isinstance(trigger, ThresholdTrigger):
-            parts.append(f"{trigger.metric} > {trigger.above}" if trigger.above is not None
-                         else f"{trigger.metric} < {trigger.below}")
-        else:
-            parts.append(trigger.type)
-    text = "; ".join(parts)
+    text = "; ".join(describe_trigger(trigger) for trigger in task.triggers)
     if task.active_hours:
         text += f", active {task.active_hours.start}-{task.active_hours.end}"
     return text

@@ -129,6 +129,32 @@ def test_preview_json_is_exact(runner, tmp_path):
     ]
 
 
+def test_preview_shows_each_time_trigger_of_a_task(runner, tmp_path):
+    path = write(tmp_path, "support.yaml", """\
+id: support
+agents:
+  - id: reviewer
+    tasks:
+      - slug: review
+        triggers:
+          - {type: event, event: case.created}
+          - {type: schedule, cron: "0 9 * * 1-5"}
+          - {type: heartbeat, interval_minutes: 30, skill: _internal_app_records, tool: query,
+             params: {record_type: case}}
+""")
+    result = runner.invoke(cli, ["preview", str(path), "--tenant", "demo", "--timezone", "Europe/Berlin",
+                                 "--from", "2026-03-27T07:00:00Z", "--count", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [
+        # 09:00 Berlin on weekdays: Friday the 27th (CET), then Monday the 30th (CEST).
+        {"app": "support", "agent": "reviewer", "slug": "review", "trigger": "schedule", "timezone": "Europe/Berlin",
+         "fires": ["2026-03-27T08:00:00Z", "2026-03-30T07:00:00Z"]},
+        # The tenant's salted 30-minute grid (xx:09:56, xx:39:56 UTC), as for heartbeats.
+        {"app": "support", "agent": "reviewer", "slug": "review", "trigger": "heartbeat", "timezone": "Europe/Berlin",
+         "fires": ["2026-03-27T07:09:56Z", "2026-03-27T07:39:56Z"]},
+    ]
+
+
 def test_preview_uses_the_stored_tenant_timezone(runner, tmp_path):
     path = write(tmp_path, "ops.yaml", VALID)
     assert runner.invoke(cli, ["tenant", "set", "acme", "--timezone", "Asia/Kolkata"]).exit_code == 0

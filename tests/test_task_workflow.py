@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from contract.messages import MAX_CASES_PER_RUN
 from contract.names import TASK_QUEUE
 from contract.task import DelegatedCase, EventCase, ManualRun, TaskConfig, TaskInput, ThresholdCase
 from manifest.tasks import TaskSpec
@@ -191,3 +192,26 @@ async def test_the_task_continues_as_new_with_its_waiting_state(env, store):
     assert latest != first_run
     assert len(got) == 7 and all(r["outcome"] == "substantive" for r in got)
     assert view.status == "active" and view.failure_count == 0
+
+
+async def test_a_burst_of_events_runs_every_new_case_once_across_runs(env, store):
+    """More new cases than one run takes: the rest are deferred to the next run, none is lost; the
+    duplicates among them cost no run."""
+    spec = task({"type": "event", "event": "case.created"}, dedupe={"key": "case_id"})
+    distinct = MAX_CASES_PER_RUN + 5
+    for i in range(distinct * 3):  # each case three times, under three event ids
+        await store.events.record(tenant=TENANT, app="support", event_id=f"evt_{i}", name="case.created",
+                                  body={"case_id": f"c{i % distinct}"})
+    async with running_worker(env.client, store):
+        handle = await start(env.client, spec)
+        for i in range(distinct * 3):
+            await handle.signal(TaskWorkflow.event, EventCase(event="case.created", event_id=f"evt_{i}"))
+        await env.sleep(timedelta(seconds=30))
+        got = await receipts(store, handle)
+    ran = [r for r in got if r["outcome"] == "substantive"]
+    processed = await store.dedupe.seen(tenant=TENANT, task_id=handle.id, keys=[f"c{i}" for i in range(distinct + 1)],
+                                        now=await env.get_current_time())
+    assert processed == {f"c{i}" for i in range(distinct)}
+    # Every case reached the agent exactly once: the rows of the substantive runs' turns.
+    turns = [r["rows"] for r in ran]
+    assert sum(turns) == distinct and max(turns) <= MAX_CASES_PER_RUN

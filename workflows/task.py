@@ -28,7 +28,7 @@ from temporalio.exceptions import FailureError
 with workflow.unsafe.imports_passed_through():
     from contract.heartbeat import HeartbeatStatusView
     from contract.messages import (
-        MAX_CASES_PER_RUN,
+        MAX_CASES_PER_FIRING,
         CompleteTickRequest,
         TaskCases,
         TaskCasesRequest,
@@ -198,12 +198,12 @@ class TaskWorkflow(EntityWorkflow):
 
     def _take_pushed(self) -> Firing:
         """The oldest waiting case's kind: a manual run alone (its own payload and force), else up to
-        MAX_CASES_PER_RUN cases of that kind, oldest first."""
+        MAX_CASES_PER_FIRING cases of that kind, oldest first."""
         first = self._pending[0]
         if first.source == "manual":
             self._pending.pop(0)
             return Firing(trigger="manual", at=first.at or workflow.now(), cases=[first])
-        taken = [case for case in self._pending if case.source == first.source][:MAX_CASES_PER_RUN]
+        taken = [case for case in self._pending if case.source == first.source][:MAX_CASES_PER_FIRING]
         for case in taken:
             self._pending.remove(case)
         return Firing(trigger=first.source, at=workflow.now(), cases=taken)
@@ -270,6 +270,8 @@ class TaskWorkflow(EntityWorkflow):
                                      ttl_hours=task.dedupe.ttl_hours),
                     result_type=TaskCases, summary=f"{firing.trigger}: {brought} case(s)", **STORE_ACTIVITY)
             self._last_run = now
+            if found.deferred:  # new cases beyond one run's cap: first in line for the next run
+                self._pending[:0] = [firing.cases[position] for position in found.deferred]
             if found.receipt_written:  # nothing new: the no-op run ends here, with its receipt
                 self._record_success()
                 return
