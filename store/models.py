@@ -194,8 +194,8 @@ class Receipt(FromRow):
     duration_ms: int
     error: str | None
     reply: str | None
-    cases: int
-    duplicates: int
-    forced: bool
+    cases: int = 0  # a task's: what the firing brought, how many were already processed, dedupe bypassed
+    duplicates: int = 0
+    forced: bool = False
 
 
