@@ -22,7 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import dashboard, health, ingress
+from api import dashboard, health, ingress, operations
 from api.auth import require_token
 from api.backends import Backends
 from api.body_limit import BodyLimit
@@ -97,6 +97,7 @@ def create_app(context: ApiContext) -> FastAPI:
     v1 = APIRouter(prefix="/v1", responses=COMMON_ERRORS)
     v1.include_router(health.router, dependencies=[Depends(require_token)])
     v1.include_router(ingress.router)
+    v1.include_router(operations.router)
     app.include_router(v1)
     app.include_router(dashboard.router)
 

@@ -84,9 +84,9 @@ async def post_event(
     event_id = caller.signed_id or checked_key(idempotency_key)
     store = context.backends.store
     # Store checks first: an unknown tenant or event is a 404 even while Temporal is away.
-    await event_listeners(store, tenant=target.tenant, app=target.app, event=event)
+    listeners = await event_listeners(store, tenant=target.tenant, app=target.app, event=event)
     delivery = await send_event(await context.backends.temporal(), store, tenant=target.tenant, app=target.app,
-                                event=event, body=body, event_id=event_id)
+                                event=event, body=body, event_id=event_id, listeners=listeners)
     return JSONResponse(delivery.to_json(), status_code=202)
 
 

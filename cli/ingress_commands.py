@@ -44,8 +44,8 @@ def send_command(event: str, tenant: str, app: str, data: str, event_id: str | N
     body = _json_object(data)
     delivery = run_with_temporal(
         lambda store: event_listeners(store, tenant=tenant, app=app, event=event),
-        lambda client, store, _: send_event(client, store, tenant=tenant, app=app, event=event, body=body,
-                                            event_id=event_id),
+        lambda client, store, listeners: send_event(client, store, tenant=tenant, app=app, event=event, body=body,
+                                                    event_id=event_id, listeners=listeners),
     )
     if as_json:
         echo_json(delivery.to_json())

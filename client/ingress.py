@@ -71,12 +71,15 @@ class MetricReading:
 
 
 async def send_event(client: Client, store: Store, *, tenant: str, app: str, event: str, body: Any,
-                     event_id: str | None = None) -> EventDelivery:
-    """Deliver the event to every task of the app listening for it (see the module docstring)."""
+                     event_id: str | None = None, listeners: list[TaskConfig] | None = None) -> EventDelivery:
+    """Deliver the event to every task of the app listening for it (see the module docstring).
+    `listeners`: what `event_listeners` answered for this event just before, when the caller
+    checked it first (before touching Temporal); otherwise looked up here."""
     event_id = check_event_id(event_id) if event_id is not None else EVENT_ID_PREFIX + uuid.uuid4().hex
     if not isinstance(body, dict):
         raise InvalidInput(f"an event's body must be a JSON object (got {type(body).__name__})")
-    listeners = await event_listeners(store, tenant=tenant, app=app, event=event)
+    if listeners is None:
+        listeners = await event_listeners(store, tenant=tenant, app=app, event=event)
     stored, new = await store.events.record(tenant=tenant, app=app, event_id=event_id, name=event, body=body)
     if not new and (stored.name != event or stored.body != body):
         raise Conflict(f"event id {event_id!r} was already used for another event"

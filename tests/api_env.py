@@ -32,6 +32,7 @@ agents:
         triggers:
           - {type: event, event: case.created}
           - {type: threshold, metric: error_rate, above: 0.02}
+          - {type: manual}
 """
 TASK_ID = task_workflow_id(TENANT, APP, "reviewer", "review_cases")
 

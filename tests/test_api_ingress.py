@@ -197,3 +197,39 @@ async def test_temporal_away_is_a_503_that_changes_nothing(installed: Installed,
     async with api_env(installed.store, tmp_path, temporal=installed.client) as env:
         response = await env.http.post(METRIC, headers={**AUTH, "Idempotency-Key": "m-away"}, json={"value": 0.5})
         assert (response.status_code, response.json()["fired"]) == (200, [TASK_ID])
+
+
+async def test_run_now_over_http(installed: Installed, tmp_path: Path) -> None:
+    """A task's manual trigger over HTTP: the payload is the case, a retry with the same key sends
+    nothing, `force` runs a processed case again; IDs of another tenant, malformed IDs, a heartbeat
+    with a payload and a call without the token are refused."""
+    run_now = f"/v1/tenants/{TENANT}/workflows/{TASK_ID}/run-now"
+    async with api_env(installed.store, tmp_path, temporal=installed.client) as env:
+        first = await env.http.post(run_now, headers={**AUTH, "Idempotency-Key": "r-1"}, json={"payload": {"case_id": "c-h"}})
+        assert (first.status_code, first.json()) == (202, {"id": TASK_ID, "forced": False})
+        [ran] = await receipts(installed.store, 1)
+        assert (ran["trigger"], ran["outcome"], ran["cases"]) == ("manual", "substantive", 1)
+        again = await env.http.post(run_now, headers={**AUTH, "Idempotency-Key": "r-1"}, json={"payload": {"case_id": "c-h"}})
+        assert (again.status_code, again.headers["idempotent-replayed"]) == (202, "true")
+        forced = await env.http.post(run_now, headers=AUTH, json={"payload": {"case_id": "c-h"}, "force": True})
+        assert forced.json() == {"id": TASK_ID, "forced": True}
+        newest = (await receipts(installed.store, 2))[0]
+        assert (newest["outcome"], newest["forced"]) == ("substantive", True)
+
+        other_tenant = TASK_ID.replace(f"task:{TENANT}:", f"task:{TENANT}2:")
+        refused = [
+            (f"/v1/tenants/{TENANT}/workflows/{other_tenant}/run-now", "{}", AUTH, 404),
+            (f"/v1/tenants/{TENANT}2/workflows/{TASK_ID}/run-now", "{}", AUTH, 404),
+            (f"/v1/tenants/{TENANT}/workflows/task:{TENANT}:{APP}:reviewer:nope/run-now", "{}", AUTH, 404),
+            (f"/v1/tenants/{TENANT}/workflows/not-an-id/run-now", "{}", AUTH, 400),
+            (f"/v1/tenants/{TENANT}/workflows/heartbeat:{TENANT}:{APP}:reviewer:x/run-now", '{"force": true}', AUTH, 400),
+            (run_now, '{"force": "yes"}', AUTH, 400),
+            (run_now, "{}", {}, 401),
+        ]
+        for path, body, headers, status in refused:
+            response = await env.http.post(path, headers={**headers, "Content-Type": "application/json"}, content=body)
+            assert response.status_code == status, (path, body, response.text)
+            assert set(response.json()["error"]) >= {"code", "message"}
+        await asyncio.sleep(1)
+        # The retry and the refusals ran nothing: the two runs only.
+        assert len(await heartbeat_runs(installed.store, TASK_ID, limit=100)) == 2

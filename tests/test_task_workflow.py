@@ -215,3 +215,13 @@ async def test_a_burst_of_events_runs_every_new_case_once_across_runs(env, store
     # Every case reached the agent exactly once: the rows of the substantive runs' turns.
     turns = [r["rows"] for r in ran]
     assert sum(turns) == distinct and max(turns) <= MAX_CASES_PER_RUN
+
+
+async def test_a_task_without_a_manual_trigger_refuses_run_now(env, store):
+    spec = task({"type": "event", "event": "case.created"})
+    async with running_worker(env.client, store):
+        handle = await start(env.client, spec)
+        await handle.signal(TaskWorkflow.run_now, ManualRun(payload={"case_id": "c1"}, force=True))
+        await env.sleep(timedelta(seconds=5))
+        got = await receipts(store, handle)
+    assert [(r["trigger"], r["outcome"], r["reason"]) for r in got] == [("manual", "refused", "no_manual_trigger")]

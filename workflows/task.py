@@ -14,7 +14,8 @@ processed in the receipt's transaction. A failed run marks nothing: its cases co
 
 While the task is paused, time triggers leave `skipped / paused` receipts and pushed cases
 `skipped / paused` ones too (not marked processed: a replay or a poll brings them again); a disabled
-task refuses them. A manual run bypasses pause (not disable), as a heartbeat's run-now does.
+task refuses them. A manual run bypasses pause (not disable), as a heartbeat's run-now does; a task
+without a `manual` trigger refuses it (`refused / no_manual_trigger`).
 """
 
 from __future__ import annotations
@@ -247,6 +248,9 @@ class TaskWorkflow(EntityWorkflow):
             if self._in_cooldown(firing.at):
                 await self._receipt(tick, "skipped", reason="cooldown", cases=brought)
                 return
+        elif firing.trigger == "manual" and not task.triggers_of("manual"):
+            await self._receipt(tick, "refused", reason="no_manual_trigger", cases=brought)
+            return
         elif self._status == "disabled":
             await self._receipt(tick, "refused", reason="disabled", cases=brought)
             return
