@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test server venv clean schema bench bench-quick drills soak
+.PHONY: demo test server venv clean schema bench bench-quick bench-events drills soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
+
+# 2,000 events for 50 cases through `heartbeats serve` and one worker: events/s, event -> run, one run per case.
+bench-events: $(STAMP)
+	$(BIN)/python bench/event_flood.py
 
 clean:
 	rm -rf $(VENV) .data

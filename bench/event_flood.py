@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/event_flood.py            # 2,000 events for 50 cases: paced over 60 s, then flat out
     .venv/bin/python bench/event_flood.py --quick    # 600 events for 20 cases, 20 s
+    .venv/bin/python bench/event_flood.py --postgres postgresql://postgres@127.0.0.1:5432/test   # the store on PostgreSQL
 
 A dev server (free ports, temp database, the WAL pragmas of temporal-dev.yaml), the product's
 worker (production WorkerSettings) and `heartbeats serve`'s ASGI app on uvicorn, all on this
@@ -15,7 +16,7 @@ event → run start (the worker's task_cases activity starting with the event's 
 its 202 came back; a run that starts before the 202 arrives counts 0), the cases the agent saw
 (must equal the distinct cases: each reviewed once), the processed keys in the store, the runs,
 and the task's workflow history (events per run, runs after continue-as-new). Writes
-bench/results/event_flood.json. Method and results: docs/performance.md.
+bench/results/event_flood[-quick]-{sqlite|postgresql}.json. Method and results: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from manifest.loader import parse_manifest  # noqa: E402
 from skills.catalog import default_registry  # noqa: E402
 from store import open_store  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "event_flood.json"
+RESULTS_FOLDER = ROOT / "bench" / "results"
 TENANT = "flood"
 TOKEN = "bench-token"
 MANIFEST = """\
@@ -186,9 +187,33 @@ async def run_phase(phase: Phase, client: Client, store, acts: TimedActivities, 
     }
 
 
+async def open_bench_store(folder: Path, postgres_url: str | None):
+    """(the store, an async callable dropping what it made): a temp SQLite file, or a schema of its own."""
+    if postgres_url is None:
+        async def nothing() -> None:
+            return None
+
+        return await open_store(f"sqlite:///{folder / 'store.db'}"), nothing
+    import secrets
+
+    import asyncpg
+
+    schema = f"bench_flood_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_url)
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+
+    async def drop() -> None:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
+
+    return await open_store(postgres_url, connect_args={"server_settings": {"search_path": schema}}), drop
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="600 events for 20 cases, paced over 20 s")
+    parser.add_argument("--postgres", metavar="URL", help="the store on this PostgreSQL (a schema of its own,"
+                        " dropped afterwards) instead of a temp SQLite file")
     args = parser.parse_args()
     events, distinct, pace = (600, 20, 20.0) if args.quick else (2000, 50, 60.0)
     phases = [Phase("paced", events, distinct, pace), Phase("flat", events, distinct, None)]
@@ -201,7 +226,7 @@ async def main() -> None:
         async with running_dev_server_async(config, quiet=True) as server:
             client = await Client.connect(server.address, namespace=server.namespace,
                                           data_converter=pydantic_data_converter)
-            store = await open_store(f"sqlite:///{folder / 'store.db'}")
+            store, drop_schema = await open_bench_store(folder, args.postgres)
             await store.tenants.upsert(tenant=TENANT, timezone="UTC")
             acts = TimedActivities(store, default_registry())
             worker = product_worker.build_worker(client, acts, settings=product_worker.WorkerSettings.from_env())
@@ -223,11 +248,14 @@ async def main() -> None:
                 http_server.should_exit = True
                 await serving
             await store.close()
+            await drop_schema()
 
-    results = {"machine": {"cores": os.cpu_count()}, "phases": {p.name: p.result for p in phases}}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    results = {"machine": {"cores": os.cpu_count()}, "store": "postgresql" if args.postgres else "sqlite",
+               "phases": {p.name: p.result for p in phases}}
+    path = RESULTS_FOLDER / f"event_flood{'-quick' if args.quick else ''}-{results['store']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
     failed = [p.name for p in phases if p.result["cases_the_agent_saw"] != p.distinct
               or p.result["processed_keys"] != p.distinct]
     if failed:
