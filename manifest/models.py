@@ -356,6 +356,36 @@ def check_prefilter_params(params: dict[str, Any], skill: str | None) -> dict[st
     return params
 
 
+def expand_cooldown_minutes(data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    """`cooldown_minutes: N` (the shorthand of heartbeats and tasks) as `cooldown_seconds: N*60`."""
+    if "cooldown_minutes" not in data:
+        return data
+    data = dict(data)
+    if "cooldown_seconds" in data:
+        raise problem("give either cooldown_minutes or cooldown_seconds, not both", "cooldown_minutes")
+    minutes = data.pop("cooldown_minutes")
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
+        raise problem(f"must be a whole number of minutes >= 0 (got {minutes!r})", "cooldown_minutes")
+    if minutes > MAX_INTERVAL_MINUTES and is_authoring(info):
+        raise problem(f"must be at most {MAX_INTERVAL_MINUTES} minutes (30 days) (got {minutes})", "cooldown_minutes")
+    data["cooldown_seconds"] = minutes * 60
+    return data
+
+
+def check_cooldown_seconds(value: int, info: ValidationInfo) -> int:
+    if value < 0:
+        raise problem(f"must be >= 0 (got {value})")
+    if value > MAX_COOLDOWN_SECONDS and is_authoring(info):
+        raise problem(f"must be at most {MAX_COOLDOWN_SECONDS} seconds (30 days) (got {value})")
+    return value
+
+
+def check_prompt(value: str) -> str:
+    if len(value) > MAX_PROMPT_CHARS:
+        raise problem(f"must be at most {MAX_PROMPT_CHARS} characters (got {len(value)})")
+    return value
+
+
 class HeartbeatSpec(ManifestModel):
     """One recurring routine of an agent: where it looks, when it runs, how it wakes the agent."""
 
@@ -419,18 +449,7 @@ class HeartbeatSpec(ManifestModel):
                 raise problem(f"cron: means schedule_type cron, but schedule_type is {declared!r}", "cron")
             data["cron_expression"] = data.pop("cron")
             data["schedule_type"] = "cron"
-        if "cooldown_minutes" in data:
-            if "cooldown_seconds" in data:
-                raise problem("give either cooldown_minutes or cooldown_seconds, not both", "cooldown_minutes")
-            minutes = data.pop("cooldown_minutes")
-            if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
-                raise problem(f"must be a whole number of minutes >= 0 (got {minutes!r})", "cooldown_minutes")
-            if minutes > MAX_INTERVAL_MINUTES and is_authoring(info):
-                raise problem(
-                    f"must be at most {MAX_INTERVAL_MINUTES} minutes (30 days) (got {minutes})", "cooldown_minutes"
-                )
-            data["cooldown_seconds"] = minutes * 60
-        return data
+        return expand_cooldown_minutes(data, info)
 
     @field_validator("skill")
     @classmethod
@@ -488,18 +507,12 @@ class HeartbeatSpec(ManifestModel):
     @field_validator("cooldown_seconds")
     @classmethod
     def _check_cooldown(cls, value: int, info: ValidationInfo) -> int:
-        if value < 0:
-            raise problem(f"must be >= 0 (got {value})")
-        if value > MAX_COOLDOWN_SECONDS and is_authoring(info):
-            raise problem(f"must be at most {MAX_COOLDOWN_SECONDS} seconds (30 days) (got {value})")
-        return value
+        return check_cooldown_seconds(value, info)
 
     @field_validator("prompt")
     @classmethod
     def _check_prompt(cls, value: str) -> str:
-        if len(value) > MAX_PROMPT_CHARS:
-            raise problem(f"must be at most {MAX_PROMPT_CHARS} characters (got {len(value)})")
-        return value
+        return check_prompt(value)
 
     @model_validator(mode="after")
     def _fires_inside_active_hours(self) -> HeartbeatSpec:

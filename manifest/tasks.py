@@ -42,7 +42,6 @@ from pydantic import (
 from manifest.models import (
     MAX_COOLDOWN_SECONDS,
     MAX_INTERVAL_MINUTES,
-    MAX_PROMPT_CHARS,
     ClockTime,
     ConversationMode,
     Identifier,
@@ -51,13 +50,15 @@ from manifest.models import (
     SplitInterval,
     Window,
     between,
+    check_cooldown_seconds,
     check_prefilter_params,
     check_prefilter_skill,
     check_prefilter_tool,
+    check_prompt,
     cron_for_calendar,
     cron_problem,
     cron_times_of_day,
-    is_authoring,
+    expand_cooldown_minutes,
     problem,
 )
 
@@ -308,18 +309,7 @@ class TaskSpec(ManifestModel):
     @model_validator(mode="before")
     @classmethod
     def _expand_shorthand(cls, data: Any, info: ValidationInfo) -> Any:
-        if isinstance(data, dict) and "cooldown_minutes" in data:
-            data = dict(data)
-            if "cooldown_seconds" in data:
-                raise problem("give either cooldown_minutes or cooldown_seconds, not both", "cooldown_minutes")
-            minutes = data.pop("cooldown_minutes")
-            if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
-                raise problem(f"must be a whole number of minutes >= 0 (got {minutes!r})", "cooldown_minutes")
-            if minutes > MAX_INTERVAL_MINUTES and is_authoring(info):
-                raise problem(f"must be at most {MAX_INTERVAL_MINUTES} minutes (30 days) (got {minutes})",
-                              "cooldown_minutes")
-            data["cooldown_seconds"] = minutes * 60
-        return data
+        return expand_cooldown_minutes(data, info) if isinstance(data, dict) else data
 
     @field_validator("triggers", mode="before")
     @classmethod
@@ -348,18 +338,12 @@ class TaskSpec(ManifestModel):
     @field_validator("cooldown_seconds")
     @classmethod
     def _check_cooldown(cls, value: int, info: ValidationInfo) -> int:
-        if value < 0:
-            raise problem(f"must be >= 0 (got {value})")
-        if value > MAX_COOLDOWN_SECONDS and is_authoring(info):
-            raise problem(f"must be at most {MAX_COOLDOWN_SECONDS} seconds (30 days) (got {value})")
-        return value
+        return check_cooldown_seconds(value, info)
 
     @field_validator("prompt")
     @classmethod
     def _check_prompt(cls, value: str) -> str:
-        if len(value) > MAX_PROMPT_CHARS:
-            raise problem(f"must be at most {MAX_PROMPT_CHARS} characters (got {len(value)})")
-        return value
+        return check_prompt(value)
 
     @model_validator(mode="after")
     def _calendar_triggers_fire_inside_active_hours(self) -> TaskSpec:
