@@ -26,13 +26,16 @@ from contract.errors import ConfigurationError, HeartbeatsError
 from contract.names import TASK_QUEUE
 from skills.catalog import default_registry
 from skills.registry import SkillRegistry
+from workflows.chat import ChatWorkflow
 from workflows.heartbeat import HeartbeatWorkflow
+from workflows.inbound import InboundWorkflow
+from workflows.job import JobWorkflow
 from workflows.task import TaskWorkflow
 from workflows.vision import VisionWorkflow
 
 log = logging.getLogger("heartbeats.worker")
 
-WORKFLOWS = [HeartbeatWorkflow, TaskWorkflow, VisionWorkflow]
+WORKFLOWS = [HeartbeatWorkflow, TaskWorkflow, JobWorkflow, VisionWorkflow, ChatWorkflow, InboundWorkflow]
 # Pure modules the workflows import: loaded once outside the sandbox (deterministic code; their
 # zoneinfo objects must be real ones, not the sandbox's restricted proxies).
 PASSTHROUGH_MODULES = ("pydantic", "pydantic_core", "croniter", "dateutil", "zoneinfo", "manifest",

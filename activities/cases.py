@@ -19,7 +19,6 @@ Keys are marked processed only when the run completes (complete_tick, in its tra
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -38,10 +37,9 @@ from contract.messages import (
     TaskPollRequest,
     TickRef,
 )
+from contract.task import case_key
 from skills.registry import SkillRegistry
 from store.store import Store
-
-MAX_KEY_CHARS = 400  # a longer key is stored as its hash
 
 
 async def run_task_poll(store: Store, skills: SkillRegistry, request: TaskPollRequest, *,
@@ -76,21 +74,6 @@ async def run_task_cases(store: Store, request: TaskCasesRequest, *, now: dateti
     force = any(case.force for case in request.cases)
     return await _new_cases(store, tick, cases, ttl_hours=request.ttl_hours, force=force, now=now, started=started,
                             reason_when_none="duplicate")
-
-
-def case_key(body: Any, path: str | None, *, default: str) -> str:
-    """The value at the dot `path` in the case's body, as a string; `default` when there is no path or
-    no value there. Long keys become their hash."""
-    value: Any = body
-    for part in (path.split(".") if path else ()):
-        value = value.get(part) if isinstance(value, dict) else None
-    if path is None or value is None:
-        key = default
-    elif isinstance(value, str):
-        key = value
-    else:
-        key = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return key if len(key) <= MAX_KEY_CHARS else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def cap_body(body: Any) -> Any:

@@ -22,6 +22,7 @@ from activities.prefilter import run_prefilter
 from activities.ticks import complete_tick, record_receipt
 from activities.tools import allowed_skills_for, run_tool_call
 from activities.turn import run_agent_step
+from contract.job import JobEndedRequest
 from contract.messages import (
     AgentReply,
     AgentStepRequest,
@@ -43,6 +44,7 @@ from contract.names import (
     AGENT_STEP,
     AGENT_TURN,
     COMPLETE_TICK,
+    JOB_ENDED,
     PREFILTER,
     RECORD_RECEIPT,
     RECORD_VISION_PLAN,
@@ -56,6 +58,7 @@ from contract.names import (
     vision_workflow_id,
 )
 from contract.vision import VISION_PLAN_MEMORY_KIND, VisionInput, VisionPlan
+from runtime.workflows import TemporalWorkflows
 from skills.registry import SkillRegistry
 from store.installed import installed_app
 from store.store import Store
@@ -144,7 +147,7 @@ class HeartbeatActivities:
         tick = request.tick
         allowed = await allowed_skills_for(self.store, tick.tenant, tick.app, tick.agent, definition=request.definition)
         return await run_tool_call(self.store, self.skills, request, allowed_skills=allowed,
-                                   now=datetime.now(UTC))
+                                   now=datetime.now(UTC), workflows=_workflows())
 
     @activity.defn(name=WAKE_VISION)
     async def wake_vision(self, request: WakeVisionRequest) -> None:
@@ -164,6 +167,12 @@ class HeartbeatActivities:
             static_summary=f"vision loop of {tick.app}/{tick.agent}",
         )
 
+    @activity.defn(name=JOB_ENDED)
+    async def job_ended(self, request: JobEndedRequest) -> None:
+        """A runtime task's workflow ended: its row says `done` or `cancelled` (idempotent)."""
+        await self.store.runtime_tasks.end(tenant=request.tenant, app=request.app, agent=request.agent,
+                                           key=request.key, status=request.status)
+
     @activity.defn(name=RECORD_VISION_PLAN)
     async def record_vision_plan(self, plan: VisionPlan) -> None:
         """Write a vision pass's plan to the agent's memory, once per pass."""
@@ -181,4 +190,13 @@ class HeartbeatActivities:
     def all(self) -> list[Callable[..., Any]]:
         """The bound activity methods, for `Worker(activities=...)`."""
         return [self.prefilter, self.agent_turn, self.agent_step, self.tool_call, self.complete_tick,
-                self.record_receipt, self.wake_vision, self.record_vision_plan, self.task_poll, self.task_cases]
+                self.record_receipt, self.wake_vision, self.record_vision_plan, self.task_poll, self.task_cases,
+                self.job_ended]
+
+
+def _workflows() -> TemporalWorkflows | None:
+    """Temporal for the skills that start or signal workflows: the worker's own client."""
+    try:
+        return TemporalWorkflows(activity.client())
+    except RuntimeError:  # an activity run without a worker's client (an ActivityEnvironment)
+        return None

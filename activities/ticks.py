@@ -60,8 +60,9 @@ async def complete_tick(store: Store, request: CompleteTickRequest) -> TickCompl
     """
     tick = request.tick
     verdict = classify_reply(request.reply.text)
-    completion = TickCompletion(outcome="suppressed" if verdict.suppressed else "substantive",
-                                escalated=verdict.escalated and not verdict.suppressed)
+    suppressed = verdict.suppressed and request.user_message is None
+    completion = TickCompletion(outcome="suppressed" if suppressed else "substantive",
+                                escalated=verdict.escalated and not suppressed)
     try:
         async with store.transaction() as tx:
             written = await tx.receipts.add(
@@ -86,10 +87,12 @@ async def complete_tick(store: Store, request: CompleteTickRequest) -> TickCompl
             if request.processed:  # a task's cases: not run again within its dedupe TTL
                 await tx.dedupe.mark(tenant=tick.tenant, task_id=tick.heartbeat_id, keys=request.processed,
                                      now=max(utcnow(), tick.at), ttl=timedelta(hours=request.ttl_hours))
-            if verdict.suppressed:
+            if request.user_message is not None:
+                await _append_to_conversation(tx, request, request.user_message, role=request.user_role)
+            elif verdict.suppressed:
                 # Nothing persisted but the receipt: keeps the dedicated thread bounded.
                 return completion
-            message = verdict.text or ESCALATION_ONLY_TEXT
+            message = verdict.text or (request.reply.text if verdict.suppressed else ESCALATION_ONLY_TEXT)
             await _append_to_conversation(tx, request, message)
             await write_commitments(tx, tick, verdict.text)
             await tx.memory.add(
@@ -227,14 +230,15 @@ async def _complete_fed_commitments(tx: Transaction, tick: TickRef) -> None:
         activity.logger.info("%s tick %s: %d commitment(s) done", tick.heartbeat_id, tick.tick_id, done)
 
 
-async def _append_to_conversation(tx: Transaction, request: CompleteTickRequest, message: str) -> None:
+async def _append_to_conversation(tx: Transaction, request: CompleteTickRequest, message: str,
+                                  role: str = "assistant") -> None:
     tick = request.tick
     if request.conversation_mode == "isolated":
         return  # a fresh single-shot turn each tick: no history to keep
     conversation = await tx.conversations.id_for(
         tenant=tick.tenant, app=tick.app, agent=tick.agent, mode=request.conversation_mode
     )
-    await tx.conversations.append(tenant=tick.tenant, conversation_id=conversation, role="assistant", content=message)
+    await tx.conversations.append(tenant=tick.tenant, conversation_id=conversation, role=role, content=message)
 
 
 def _rejected(exc: StoreError) -> ApplicationError:

@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 from activities.prefilter import INFRASTRUCTURE_ERRORS
 from contract.llm import TOOL_NAME_SEPARATOR, tool_name
 from contract.messages import MAX_TOOL_RESULT_CHARS, ToolCallRequest, ToolResult
+from contract.ports import Workflows
 from skills.registry import (
     InvalidArgumentsError,
     SkillContext,
@@ -62,6 +63,7 @@ async def run_tool_call(
     *,
     allowed_skills: list[str],
     now: datetime,
+    workflows: Workflows | None = None,
 ) -> ToolResult:
     """Run the tool the model asked for; an error result (not an exception) for the model's mistakes."""
     tick = request.tick
@@ -86,7 +88,7 @@ async def run_tool_call(
         return _error(f"invalid arguments for {request.name}: {exc}")
 
     ctx = SkillContext.for_tick(store, tick, now=now, idempotency_key=request.idempotency_key,
-                                definition=request.definition)
+                                definition=request.definition, workflows=workflows)
     try:
         result = await spec.handler(ctx, args)
     except (ApplicationError, *INFRASTRUCTURE_ERRORS):

@@ -22,7 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import dashboard, health, ingress, operations
+from api import dashboard, handlers, health, ingress, operations, runtime_tasks
 from api.auth import require_token
 from api.backends import Backends
 from api.body_limit import BodyLimit
@@ -66,6 +66,7 @@ def build_context(settings: ApiSettings, *, token: ApiToken | None = None, backe
         token=token or resolve_token(settings),
         backends=backends or Backends(),
         limiter=RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst),
+        handler_limiter=RateLimiter(rate=settings.handler_rate_per_second, burst=settings.handler_rate_burst),
     )
 
 
@@ -98,6 +99,8 @@ def create_app(context: ApiContext) -> FastAPI:
     v1.include_router(health.router, dependencies=[Depends(require_token)])
     v1.include_router(ingress.router)
     v1.include_router(operations.router)
+    v1.include_router(runtime_tasks.router)
+    v1.include_router(handlers.router)
     app.include_router(v1)
     app.include_router(dashboard.router)
 

@@ -20,6 +20,7 @@ class ApiContext:
     token: ApiToken
     backends: Backends
     limiter: RateLimiter
+    handler_limiter: RateLimiter  # chat and inbound messages, per agent
     sessions: DashboardSessions = field(default_factory=DashboardSessions)
 
 

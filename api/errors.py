@@ -30,6 +30,7 @@ from contract.errors import (
     HeartbeatsError,
     InvalidInput,
     NotFound,
+    TimedOut,
     Unauthorized,
     Unavailable,
 )
@@ -74,6 +75,7 @@ STATUS_OF_ERROR: list[tuple[type[HeartbeatsError], int, str]] = [
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
     (Unavailable, 503, "unavailable"),
+    (TimedOut, 504, "timed_out"),
     (ConfigurationError, 500, "configuration_error"),
     (InvalidInput, 400, "invalid_input"),
     (HeartbeatsError, 400, "invalid_input"),

@@ -4,6 +4,9 @@
     HEARTBEATS_API_TOKEN_FILE         where a generated token is kept (default .data/api-token)
     HEARTBEATS_API_RATE_PER_SECOND    requests per second per (tenant, app) (default 100)
     HEARTBEATS_API_RATE_BURST         requests one app may send at once before the rate applies (default 200)
+    HEARTBEATS_API_HANDLER_RATE_PER_SECOND  chat and inbound messages per second per agent (default 2)
+    HEARTBEATS_API_HANDLER_RATE_BURST       chat and inbound messages one agent may get at once (default 20)
+    HEARTBEATS_API_CHAT_WAIT_SECONDS  how long a chat request waits for the reply before 504 (default 60)
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.errors import ConfigurationError
+from contract.handlers import DEFAULT_CHAT_WAIT_SECONDS
 
 # Beside the store's default SQLite file (.data/heartbeats.db).
 DEFAULT_TOKEN_FILE = Path(".data") / "api-token"
@@ -28,6 +32,10 @@ class ApiSettings(BaseSettings):
     token_file: Path = DEFAULT_TOKEN_FILE
     rate_per_second: float = Field(default=100.0, gt=0)
     rate_burst: int = Field(default=200, ge=1)
+    # Each chat or inbound message is an LLM turn: a tighter allowance per agent, on top of the app's.
+    handler_rate_per_second: float = Field(default=2.0, gt=0)
+    handler_rate_burst: int = Field(default=20, ge=1)
+    chat_wait_seconds: float = Field(default=DEFAULT_CHAT_WAIT_SECONDS, ge=1, le=600)
 
     @field_validator("token")
     @classmethod

@@ -14,12 +14,14 @@ import click
 from cli import (
     data_commands,
     demo_command,
+    handler_commands,
     ingress_commands,
     install_commands,
     manifest_commands,
     operations_commands,
     serve_command,
     server_commands,
+    tasks_commands,
 )
 from cli.errors import CommandGroup
 
@@ -51,6 +53,8 @@ for command in (
     *install_commands.COMMANDS,
     *operations_commands.COMMANDS,
     *ingress_commands.COMMANDS,
+    *tasks_commands.COMMANDS,
+    *handler_commands.COMMANDS,
     *demo_command.COMMANDS,
 ):
     cli.add_command(command)

@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any
 from client.checks import require_id, require_tenant
 from client.install import entity_configs
 from client.sync import Limiter
-from client.temporal import start_or_reconfigure, temporal_errors
+from client.temporal import temporal_errors
 from contract.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from contract.names import SIGNAL_EVENT, SIGNAL_THRESHOLD
 from contract.task import EventCase, TaskConfig, ThresholdCase
 from contract.vocabulary import iso_utc
 from manifest.tasks import ThresholdTrigger, name_problem
+from runtime.workflows import start_or_reconfigure
 from store.installed import installed_app
 
 if TYPE_CHECKING:

@@ -27,11 +27,15 @@ from client.temporal import (
 from contract.errors import InvalidInput
 from contract.heartbeat import HeartbeatStatusView
 from contract.names import (
+    CHAT_ID_PREFIX,
     HEARTBEAT_SIGNALS,
+    INBOUND_ID_PREFIX,
+    JOB_ID_PREFIX,
     SIGNAL_RECONFIGURE,
     SIGNAL_RUN_NOW,
     TASK_ID_PREFIX,
     parse_entity_workflow_id,
+    parse_receipt_workflow_id,
 )
 from contract.task import ManualRun
 from store.installed import stored_manifest
@@ -114,10 +118,20 @@ async def run_task_now(client: Client, workflow_id: str, run: ManualRun) -> None
 
 
 async def heartbeat_runs(store: Store, workflow_id: str, *, limit: int) -> list[Receipt]:
-    """The heartbeat's or task's receipts, newest first; NotFound when the store knows no such one."""
-    kind, tenant, app, agent, slug = check_entity_id(workflow_id)
+    """The receipts of a heartbeat, task, runtime task, agent chat or inbound message, newest first;
+    NotFound when the store knows no such one."""
+    try:
+        kind, tenant, app, agent, slug = parse_receipt_workflow_id(workflow_id)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
     receipts = await store.receipts.list(tenant=tenant, heartbeat_id=workflow_id, limit=limit)
     if receipts:
+        return receipts
+    if kind in (CHAT_ID_PREFIX, INBOUND_ID_PREFIX):
+        raise no_such_heartbeat(workflow_id)  # receipts are all the store keeps of them
+    if kind == JOB_ID_PREFIX:  # a runtime task: its row says whether it exists
+        if await store.runtime_tasks.get(tenant=tenant, app=app, agent=agent, key=slug) is None:
+            raise no_such_heartbeat(workflow_id)
         return receipts
     recorded = await store.apps.get(tenant=tenant, app=app)  # installed or uninstalled since
     manifest = stored_manifest(recorded) if recorded is not None else None

@@ -29,14 +29,15 @@ from client.temporal import (
     CONCURRENCY,
     cancel_workflow,
     entities_query,
+    handlers_query,
     is_running,
     running_ids,
-    start_or_reconfigure,
     vision_query,
 )
 from contract.errors import NotFound
-from contract.names import vision_workflow_id
+from contract.names import JOB_ID_PREFIX, vision_workflow_id
 from contract.task import EntityConfig
+from runtime.workflows import start_or_reconfigure
 from store.installed import stored_manifest
 
 if TYPE_CHECKING:
@@ -109,10 +110,12 @@ async def apply_plan(
         result.unchanged = [wid for wid in expected if wid not in set(result.repaired)]
         return result
 
-    # Workflows of the app that run but are in neither manifest (e.g. the store was reset): cancel.
+    # Heartbeats and tasks of the app that run but are in neither manifest (e.g. the store was
+    # reset): cancel. Runtime tasks are not the manifest's: an install leaves them running.
     wanted = {cfg.workflow_id for cfg in plan.configs}
     planned_cancels = set(plan.cancel)
-    orphans = sorted(await running_ids(client, query) - wanted - planned_cancels)
+    running = {wid for wid in await running_ids(client, query) if not wid.startswith(f"{JOB_ID_PREFIX}:")}
+    orphans = sorted(running - wanted - planned_cancels)
 
     writes: list[Callable[[], Awaitable[Any]]] = [
         *(_bind(start_or_reconfigure, client, cfg) for cfg in (*plan.start, *plan.reconfigure)),
@@ -148,18 +151,24 @@ async def recorded_app(store: Store, *, tenant: str, app: str) -> App:
 async def uninstall_app(
     client: Client, store: Store, *, tenant: str, app: str, limiter: Limiter | None = None
 ) -> UninstallResult:
-    """Cancel every workflow of the app, its heartbeats, tasks and agents' vision loops (found by
-    visibility and by the stored manifest's ids), then mark it uninstalled."""
+    """Cancel every workflow of the app, its heartbeats, tasks, runtime tasks, agents' vision loops,
+    chats and inbound messages in progress (found by visibility, the stored manifest's ids and the runtime tasks' rows), then mark
+    it uninstalled."""
     limiter = limiter or Limiter()
     recorded = await recorded_app(store, tenant=tenant, app=app)
     ids = await running_ids(client, entities_query(tenant, app=app)) | await running_ids(
-        client, vision_query(tenant, app))
+        client, vision_query(tenant, app)) | await running_ids(client, handlers_query(tenant, app))
     old_manifest = stored_manifest(recorded)
     if old_manifest is not None and recorded.status == "installed":
         ids |= {cfg.workflow_id for cfg in entity_configs(old_manifest, tenant=tenant, tenant_timezone="UTC")}
         ids |= {vision_workflow_id(tenant, app, agent.id) for agent in old_manifest.agents}
+    # Its runtime tasks end with it: those the store lists as active, and any visibility shows.
+    active = await store.runtime_tasks.list(tenant=tenant, app=app, status="active")
+    ids |= {task.workflow_id for task in active}
     ordered = sorted(ids)
     outcomes = await limiter.run([_bind(cancel_workflow, client, wid) for wid in ordered])
+    for task in active:
+        await store.runtime_tasks.end(tenant=tenant, app=app, agent=task.agent, key=task.key, status="cancelled")
     await store.apps.mark_uninstalled(tenant=tenant, app=app)
     return UninstallResult(
         app=app,

@@ -14,20 +14,20 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from contract.errors import Conflict, HeartbeatsError, InvalidInput, NotFound, Unavailable
-from contract.heartbeat import FAILING_THRESHOLD, HeartbeatConfig, HeartbeatInput, HeartbeatStatusView
+from contract.heartbeat import FAILING_THRESHOLD, HeartbeatStatusView
 from contract.names import (
+    CHAT_WORKFLOW,
     HEARTBEAT_WORKFLOW,
+    INBOUND_WORKFLOW,
+    JOB_WORKFLOW,
     QUERY_STATUS,
-    SIGNAL_RECONFIGURE,
-    TASK_QUEUE,
     TASK_WORKFLOW,
     VISION_ID_PREFIX,
     VISION_WORKFLOW,
     parse_entity_workflow_id,
 )
-from contract.search_attributes import SA_AGENT, SA_APP, SA_FAILURE_COUNT, SA_SLUG, SA_STATUS, SA_TENANT
-from contract.task import EntityConfig, TaskInput
-from schedule import describe_schedule, describe_triggers
+from contract.search_attributes import SA_FAILURE_COUNT, SA_STATUS
+from runtime.workflows import cancel_if_running
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription
@@ -61,11 +61,13 @@ def temporal_errors() -> Iterator[None]:
 
 
 def entities_query(tenant: str | None = None, *conditions: str, app: str | None = None) -> str:
-    """Visibility query of running heartbeat and task workflows, optionally of one tenant and app.
+    """Visibility query of running heartbeat, task and runtime-task workflows, optionally of one
+    tenant and app.
 
     Ids are `[a-z][a-z0-9_-]*`: nothing to escape.
     """
-    parts = [f'WorkflowType IN ("{HEARTBEAT_WORKFLOW}", "{TASK_WORKFLOW}")', 'ExecutionStatus="Running"']
+    parts = [f'WorkflowType IN ("{HEARTBEAT_WORKFLOW}", "{TASK_WORKFLOW}", "{JOB_WORKFLOW}")',
+             'ExecutionStatus="Running"']
     if tenant is not None:
         parts.append(f'HeartbeatTenant="{tenant}"')
     if app is not None:
@@ -80,6 +82,12 @@ def failing_query(tenant: str | None = None) -> str:
 
 def disabled_query(tenant: str | None = None) -> str:
     return entities_query(tenant, 'HeartbeatStatus="disabled"')
+
+
+def handlers_query(tenant: str, app: str) -> str:
+    """Visibility query of an app's running chat and inbound workflows (by their owner attributes)."""
+    return (f'WorkflowType IN ("{CHAT_WORKFLOW}", "{INBOUND_WORKFLOW}") AND ExecutionStatus="Running"'
+            f' AND HeartbeatTenant="{tenant}" AND HeartbeatApp="{app}"')
 
 
 def vision_query(tenant: str, app: str) -> str:
@@ -110,64 +118,9 @@ def _is_entity_id(value: str) -> bool:
 # ------------------------------------------------------------------------------------ writes
 
 
-def search_attributes(config: EntityConfig) -> Any:
-    """All six entity search attributes, set at start (the workflow upserts status and count).
-    Heartbeats and tasks carry the same ones; the workflow type tells them apart."""
-    from temporalio.common import SearchAttributePair, TypedSearchAttributes
-
-    return TypedSearchAttributes([
-        SearchAttributePair(SA_TENANT, config.tenant),
-        SearchAttributePair(SA_APP, config.app),
-        SearchAttributePair(SA_AGENT, config.agent),
-        SearchAttributePair(SA_SLUG, config.slug),
-        SearchAttributePair(SA_STATUS, "active"),
-        SearchAttributePair(SA_FAILURE_COUNT, 0),
-    ])
-
-
-def static_summary(config: EntityConfig) -> str:
-    """The workflow's summary in the web UI: `marketing/cmo/hourly_kpi: every 60 min, ...`, or a
-    task's triggers: `support/reviewer/review_cases: event case.created; poll every 15 min; manual`."""
-    described = (describe_schedule(config.heartbeat) if isinstance(config, HeartbeatConfig)
-                 else describe_triggers(config.task))
-    return f"{config.app}/{config.agent}/{config.slug}: {described}"
-
-
-async def start_or_reconfigure(client: Client, config: EntityConfig, *, start_signal: str = SIGNAL_RECONFIGURE,
-                               start_signal_args: Sequence[Any] | None = None) -> None:
-    """Signal-with-start: starts the heartbeat's or task's workflow, or signals the running one
-    (by default `reconfigure` with the config: a changed config applies in place)."""
-    from temporalio.common import WorkflowIDReusePolicy
-
-    heartbeat = isinstance(config, HeartbeatConfig)
-    await client.start_workflow(
-        HEARTBEAT_WORKFLOW if heartbeat else TASK_WORKFLOW,
-        HeartbeatInput(config=config) if heartbeat else TaskInput(config=config),  # type: ignore[arg-type]
-        id=config.workflow_id,
-        task_queue=TASK_QUEUE,
-        start_signal=start_signal,
-        start_signal_args=[config] if start_signal_args is None else list(start_signal_args),
-        search_attributes=search_attributes(config),
-        static_summary=static_summary(config),
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-    )
-
-
 async def cancel_workflow(client: Client, workflow_id: str) -> bool:
     """Request cancellation of the workflow; False when there is no open one (that is fine)."""
-    from temporalio.service import RPCError, RPCStatusCode
-
-    # The server accepts a cancel request for a workflow that has already closed (only a never-seen
-    # ID is NOT_FOUND), so ask first: an ended workflow must not be reported as cancelled.
-    if not await is_running(client, workflow_id):
-        return False
-    try:
-        await client.get_workflow_handle(workflow_id).cancel()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:  # never started, or already closed
-            return False
-        raise
-    return True
+    return await cancel_if_running(client, workflow_id)
 
 
 async def is_running(client: Client, workflow_id: str) -> bool:

@@ -2,8 +2,8 @@
 
 Library code (store, client library, worker settings) raises these with a message that says what
 to fix; the CLI prints the message (exit status 1) and the HTTP layer maps the class to a status
-code (InvalidInput 400, Unauthorized 401, NotFound 404, Conflict 409, Unavailable 503). Users never see a traceback
-for a mistake of theirs.
+code (InvalidInput 400, Unauthorized 401, NotFound 404, Conflict 409, Unavailable 503,
+TimedOut 504). Users never see a traceback for a mistake of theirs.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ class Conflict(HeartbeatsError):
 
 class Unavailable(HeartbeatsError):
     """A service the request needs (Temporal, the database) cannot be reached or refused to answer."""
+
+
+class TimedOut(HeartbeatsError):
+    """The work was accepted but did not finish within the caller's wait (it goes on; the message
+    says where its result will be)."""
 
 
 class ConfigurationError(HeartbeatsError):

@@ -31,6 +31,11 @@ ERROR_BAD_PARAMS = "InvalidPrefilterParams"
 ERROR_STORE_REJECTED = "StoreRejected"
 NON_RETRYABLE_PREFILTER_ERRORS = (ERROR_UNKNOWN_SKILL, ERROR_TOOL_NOT_ALLOWED, ERROR_PREFILTER_FAILED, ERROR_BAD_PARAMS)
 
+# What a turn is for: a heartbeat's tick, a task's run, a vision phase, a runtime task's run
+# (`job`), a chat message answered in the agent's main conversation, an inbound message handled.
+TurnPurpose = Literal["tick", "task", "vision", "job", "chat", "inbound"]
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -94,6 +99,10 @@ class CompleteTickRequest(_Message):
     cases: int = 0
     duplicates: int = 0
     forced: bool = False
+    # A chat or an inbound message: stored in the conversation (as `user_role`) just before the reply,
+    # in the same transaction; the reply is then never suppressed (someone is waiting for it).
+    user_message: str | None = None
+    user_role: Literal["user", "inbound"] = "user"
 
 
 class TickCompletion(_Message):
@@ -145,7 +154,7 @@ class AgentStepRequest(_Message):
     # and tool call of the turn reads that same version, even after a re-install. None: the current one.
     definition: str | None = None
     # What the step is for: the protocol differs for a heartbeat tick, a task's run and a vision phase.
-    purpose: Literal["tick", "task", "vision"] = "tick"
+    purpose: TurnPurpose = "tick"
 
 
 class AgentStepResult(LlmResponse):

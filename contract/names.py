@@ -6,6 +6,8 @@ by `:`, so an ID parses back into its parts unambiguously.
 
 from __future__ import annotations
 
+import hashlib
+
 from manifest.ids import id_problem
 
 TASK_QUEUE = "heartbeats"
@@ -13,7 +15,10 @@ TASK_QUEUE = "heartbeats"
 # Workflow types: registered by the worker under these names; clients start and list them by name.
 HEARTBEAT_WORKFLOW = "HeartbeatWorkflow"
 TASK_WORKFLOW = "TaskWorkflow"
+JOB_WORKFLOW = "JobWorkflow"  # a runtime task: created by an agent (tasks.create), the CLI or the API
 VISION_WORKFLOW = "VisionWorkflow"
+CHAT_WORKFLOW = "ChatWorkflow"  # an agent's main conversation: one chat message per update
+INBOUND_WORKFLOW = "InboundWorkflow"  # one inbound message handled by the agent's on_inbound
 
 # Signals and the query of a heartbeat, by the names operators type into `temporal workflow signal/query`.
 SIGNAL_RUN_NOW = "run_now"
@@ -34,6 +39,9 @@ TASK_SIGNALS = (*HEARTBEAT_SIGNALS, SIGNAL_EVENT, SIGNAL_THRESHOLD, SIGNAL_A2A)
 # The vision workflow's signal: a heartbeat's reply asked for deeper re-planning.
 SIGNAL_ESCALATE = "escalate"
 
+# The chat workflow's update: one chat message in, the agent's reply out.
+UPDATE_CHAT = "chat"
+
 # Activity names (registered by worker.py).
 PREFILTER = "prefilter"
 AGENT_TURN = "agent_turn"  # the single-activity turn of ticks that started before the durable turn
@@ -45,12 +53,18 @@ WAKE_VISION = "wake_vision"
 RECORD_VISION_PLAN = "record_vision_plan"
 TASK_POLL = "task_poll"  # a task's heartbeat trigger: pre-filter, case keys, dedupe
 TASK_CASES = "task_cases"  # the cases its pushed triggers brought: bodies, keys, dedupe
+JOB_ENDED = "job_ended"  # a runtime task's workflow ends: its row says done (one-shot) or cancelled
 
 HEARTBEAT_ID_PREFIX = "heartbeat"
 TASK_ID_PREFIX = "task"
+JOB_ID_PREFIX = "job"
 VISION_ID_PREFIX = "vision"
+CHAT_ID_PREFIX = "chat"
+INBOUND_ID_PREFIX = "inbound"
 # The long-lived entities operators list, signal and read the receipts of, by ID prefix.
-ENTITY_ID_PREFIXES = (HEARTBEAT_ID_PREFIX, TASK_ID_PREFIX)
+ENTITY_ID_PREFIXES = (HEARTBEAT_ID_PREFIX, TASK_ID_PREFIX, JOB_ID_PREFIX)
+# Every workflow that writes receipts: the entities, and the event handlers (chat, inbound).
+RECEIPT_ID_PREFIXES = (*ENTITY_ID_PREFIXES, CHAT_ID_PREFIX, INBOUND_ID_PREFIX)
 
 
 def heartbeat_workflow_id(tenant: str, app: str, agent: str, slug: str) -> str:
@@ -73,14 +87,46 @@ def task_workflow_id(tenant: str, app: str, agent: str, slug: str) -> str:
     return f"{TASK_ID_PREFIX}:{tenant}:{app}:{agent}:{slug}"
 
 
+def job_workflow_id(tenant: str, app: str, agent: str, key: str) -> str:
+    """`job:{tenant}:{app}:{agent}:{key}`: a runtime task; ValueError naming the part that is not an id."""
+    _check_parts(tenant=tenant, app=app, agent=agent, key=key)
+    return f"{JOB_ID_PREFIX}:{tenant}:{app}:{agent}:{key}"
+
+
 def parse_entity_workflow_id(value: str) -> tuple[str, str, str, str, str]:
-    """(kind, tenant, app, agent, slug) of a heartbeat's or a task's workflow ID (kind `heartbeat`
-    or `task`); ValueError if it is neither."""
+    """(kind, tenant, app, agent, slug or key) of a heartbeat's, a task's or a runtime task's workflow
+    ID (kind `heartbeat`, `task` or `job`); ValueError if it is none of them."""
     parts = value.split(":") if isinstance(value, str) else []
     if len(parts) != 5 or parts[0] not in ENTITY_ID_PREFIXES or any(id_problem(p) for p in parts[1:]):
-        raise ValueError(f"not a heartbeat or task workflow ID: {value!r} (expected heartbeat:TENANT:APP:AGENT:SLUG"
-                         " or task:TENANT:APP:AGENT:SLUG)")
+        raise ValueError(f"not a heartbeat or task workflow ID: {value!r} (expected heartbeat:TENANT:APP:AGENT:SLUG,"
+                         " task:TENANT:APP:AGENT:SLUG or job:TENANT:APP:AGENT:KEY)")
     return parts[0], parts[1], parts[2], parts[3], parts[4]
+
+
+def parse_receipt_workflow_id(value: str) -> tuple[str, str, str, str, str]:
+    """(kind, tenant, app, agent, last part) of any workflow ID that writes receipts: an entity's, an
+    agent's chat (`chat:{tenant}:{app}:{agent}:main`) or an inbound message's; ValueError otherwise."""
+    parts = value.split(":") if isinstance(value, str) else []
+    if len(parts) != 5 or parts[0] not in RECEIPT_ID_PREFIXES or any(id_problem(p) for p in parts[1:]):
+        raise ValueError(f"not the workflow ID of a heartbeat, task, runtime task, chat or inbound message: {value!r}")
+    return parts[0], parts[1], parts[2], parts[3], parts[4]
+
+
+def chat_workflow_id(tenant: str, app: str, agent: str) -> str:
+    """`chat:{tenant}:{app}:{agent}:main`: the workflow that answers chat messages in the agent's main
+    conversation, one at a time."""
+    _check_parts(tenant=tenant, app=app, agent=agent)
+    return f"{CHAT_ID_PREFIX}:{tenant}:{app}:{agent}:main"
+
+
+def inbound_workflow_id(tenant: str, app: str, agent: str, message_id: str) -> str:
+    """`inbound:{tenant}:{app}:{agent}:m{digest}`: the one workflow that handles an inbound message.
+
+    The sender's message id may be any text (an email's Message-ID has `<`, `@`, `>`): the last part
+    is a digest of it, so the ID stays typeable and one message id always maps to one workflow."""
+    _check_parts(tenant=tenant, app=app, agent=agent)
+    digest = hashlib.sha256(message_id.encode()).hexdigest()[:32]
+    return f"{INBOUND_ID_PREFIX}:{tenant}:{app}:{agent}:m{digest}"
 
 
 def vision_workflow_id(tenant: str, app: str, agent: str) -> str:

@@ -116,3 +116,21 @@ class TaskInput(_Frozen):
     config: TaskConfig
     state: TaskState = Field(default_factory=TaskState)
     max_ticks_per_run: int = Field(default=MAX_TICKS_PER_RUN, ge=1)
+
+
+MAX_KEY_CHARS = 400  # a longer key is stored as its hash
+
+
+def case_key(body: Any, path: str | None, *, default: str) -> str:
+    """The value at the dot `path` in the case's body, as a string; `default` when there is no path or
+    no value there. Long keys become their hash."""
+    value: Any = body
+    for part in (path.split(".") if path else ()):
+        value = value.get(part) if isinstance(value, dict) else None
+    if path is None or value is None:
+        key = default
+    elif isinstance(value, str):
+        key = value
+    else:
+        key = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return key if len(key) <= MAX_KEY_CHARS else "sha256:" + hashlib.sha256(key.encode()).hexdigest()

@@ -13,8 +13,10 @@ from manifest.models import ConversationMode, ModelTier
 
 Status = Literal["active", "paused", "disabled"]
 # What woke a tick: a heartbeat's schedule or run-now, a task's trigger (`manual` is a task's
-# run-now), or `escalation`: a vision pass woken by a heartbeat's reply.
-Trigger = Literal["schedule", "run_now", "escalation", "heartbeat", "event", "threshold", "a2a", "manual"]
+# run-now), `escalation` (a vision pass woken by a heartbeat's reply), a runtime task's due time
+# (`job`), a chat message, an inbound message.
+Trigger = Literal["schedule", "run_now", "escalation", "heartbeat", "event", "threshold", "a2a", "manual", "job",
+                  "chat", "inbound"]
 Outcome = Literal["skipped", "suppressed", "substantive", "failed", "refused"]
 ProviderName = Literal["anthropic", "openai", "offline"]
 # Conversations the store keeps: `isolated` turns keep none.

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from client.jobs import create_task
 from contract.names import heartbeat_workflow_id
 from contract.vocabulary import iso_utc
 from drills.database import drill_database_outage
@@ -115,6 +116,47 @@ async def drill_kill_between_tool_and_llm(rig: Rig) -> DrillResult:
     return result
 
 
+async def drill_kill_during_runtime_task(rig: Rig) -> DrillResult:
+    """SIGKILL in the middle of a runtime task's turn, after its tool call sent an email and while
+    the next LLM call waits: after the restart the run completes once, the email went out once,
+    and the one-shot's row says done."""
+    result, started = DrillResult("worker SIGKILL during a runtime task's turn"), time.monotonic()
+    await rig.install("job")
+    assert rig.client is not None and rig.store is not None
+    rig.provider.reset()
+    rig.provider.script_openai(tool_reply(
+        ("call_mail", "email__send", {"to": "ada@example.com", "subject": "Reminder", "body": "Hi"})))
+    rig.provider.fallback = text_reply("Reminded Ada.", delay=3.0)
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat(timespec="seconds")
+    created = await create_task(rig.client, rig.store, tenant="job", app="drills", agent="bot", key="remind-ada",
+                                prompt="Remind Ada of the demo.", at=soon)
+    job = created.task.workflow_id
+
+    async def email_sent() -> bool:
+        return bool(await rig.store.outbox.list(tenant="job", app="drills")) and \
+            len(rig.provider.requests_to("openai")) >= 2
+
+    if not await rig.wait_for(email_sent, timeout=30):
+        result.problems.append("the runtime task's tool call never completed")
+    rig.kill_worker()
+    rig.start_worker()
+    await rig.wait_for(lambda: _count_at_least(rig, "job", job, 1))
+    await asyncio.sleep(1.0)  # a duplicate would show up now
+    receipts = await rig.receipts("job", job)
+    outbox = await rig.store.outbox.list(tenant="job", app="drills")
+    row = await rig.store.runtime_tasks.get(tenant="job", app="drills", agent="bot", key="remind-ada")
+    result.due, result.completed = 1, min(len(receipts), 1)
+    result.duplicated = max(0, len(receipts) - 1) + max(0, len(outbox) - 1)
+    if [r.outcome for r in receipts] != ["substantive"]:
+        result.problems.append(f"receipts {[(r.outcome, r.reason, r.error) for r in receipts]}")
+    if len(outbox) != 1:
+        result.problems.append(f"{len(outbox)} outbox rows (expected exactly 1)")
+    if row is None or row.status != "done":
+        result.problems.append(f"the runtime task's row is {row.status if row else 'missing'}, not done")
+    result.seconds = time.monotonic() - started
+    return result
+
+
 async def drill_restart_server(rig: Rig, heartbeats: dict[str, str]) -> DrillResult:
     """Stop the dev server (SQLite file kept) with the worker running, start it again: every heartbeat
     is still running, every receipt is still there, and a new tick of each completes exactly once."""
@@ -205,7 +247,8 @@ async def run_crash_drills(folder: Path, *, names: list[str] | None = None,
     try:
         for name, drill, tenant in (("prefilter", drill_kill_during_prefilter, "prefilter"),
                                     ("llm", drill_kill_during_llm_call, "llm"),
-                                    ("tool", drill_kill_between_tool_and_llm, "tools")):
+                                    ("tool", drill_kill_between_tool_and_llm, "tools"),
+                                    ("job", drill_kill_during_runtime_task, "job")):
             if names and name not in names:
                 continue
             results.append(await drill(rig))

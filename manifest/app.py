@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from manifest.handlers import OnChatSpec, OnInboundSpec
 from manifest.models import _SKILL_NAME, MAX_SYSTEM_PROMPT_CHARS, HeartbeatSpec, Identifier, ManifestModel, problem
 from manifest.tasks import TaskSpec
 
@@ -28,6 +29,8 @@ class AgentSpec(ManifestModel):
     tools: list[str] = Field(default_factory=list, description="Skills this agent may call.")
     heartbeats: list[HeartbeatSpec] = Field(default_factory=list)
     tasks: list[TaskSpec] = Field(default_factory=list, description="Work with triggers; see docs/triggers.md.")
+    on_chat: OnChatSpec | None = Field(default=None, description="Answer chat messages in the main conversation.")
+    on_inbound: OnInboundSpec | None = Field(default=None, description="Handle inbound messages, one turn each.")
 
     @field_validator("system_prompt")
     @classmethod

@@ -1,4 +1,4 @@
-"""The built-in skills: records, kv, memory, team, email. Every handler is scoped to ctx.tenant and
+"""The built-in skills: records, kv, memory, team, email, tasks. Every handler is scoped to ctx.tenant and
 ctx.app (memory also to ctx.agent): the arguments can choose what to read or write, never whose.
 
 Handlers stay small and return JSON values (they travel through workflow history and to the model).
@@ -9,15 +9,20 @@ on the call's key; email.send keys its outbox row on it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from commitments import COMMITMENT_EXPIRY, COMMITMENT_KIND
+from contract.job import MAX_ACTIVE_JOBS_PER_AGENT, MAX_JOBS_CREATED_PER_RUN
 from contract.llm import ChatMessage, LlmRequest
 from contract.messages import MAX_TOKENS_PER_CALL
+from contract.task import MAX_CASE_PAYLOAD_CHARS, DelegatedCase, TaskConfig, case_key
 from providers.gateway import Caller, call_llm
 from providers.routing import resolve_for_tenant
 from skills.registry import Skill, SkillContext, ToolSpec
+from skills.runtime_tasks import cancel_runtime_task, create_runtime_task, list_runtime_tasks
 from store.installed import installed_app
 
 MAX_TOOL_LIMIT = 100  # rows any one read tool returns
@@ -299,6 +304,11 @@ def memory_skill() -> Skill:
 
 
 async def _team_delegate(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    if ("question" in args) == ("task" in args):
+        raise ValueError("team.delegate: give either 'question' (ask an agent of your team) or 'task' (hand a case"
+                         " to another agent's task), not both or neither")
+    if "task" in args:
+        return await _delegate_to_task(ctx, args)
     target, question = args["agent"], args["question"].strip()
     if not question:
         raise ValueError("team.delegate: 'question' must not be empty")
@@ -349,6 +359,38 @@ async def _team_delegate(ctx: SkillContext, args: dict[str, Any]) -> dict[str, A
     }
 
 
+async def _delegate_to_task(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Hand a case to another agent's task through its `a2a` trigger; returns at once."""
+    target, slug, key = args["agent"], args["task"], args.get("key")
+    payload = args.get("input")
+    if len(json.dumps(payload, ensure_ascii=False, default=str)) > MAX_CASE_PAYLOAD_CHARS:
+        raise ValueError(f"team.delegate: 'input' must be at most {MAX_CASE_PAYLOAD_CHARS} characters as JSON")
+    installed = await installed_app(ctx.store, tenant=ctx.tenant, app=ctx.app, manifest_hash=ctx.definition)
+    caller = installed.agent(ctx.agent) if installed is not None else None
+    member = installed.agent(target) if installed is not None else None
+    task = next((t for t in member.tasks if t.slug == slug), None) if member is not None else None
+    if installed is None or caller is None or member is None or task is None:
+        raise ValueError(f"team.delegate: agent {target!r} of app {ctx.app!r} has no task {slug!r}")
+    triggers = task.triggers_of("a2a")
+    if not triggers:
+        raise ValueError(f"team.delegate: task {slug!r} of agent {target!r} takes no delegations (no a2a trigger)")
+    allowed = any(ctx.agent in trigger.from_ if trigger.from_ is not None else target in caller.team
+                  for trigger in triggers)
+    if not allowed:
+        named = [name for trigger in triggers for name in (trigger.from_ or [])]
+        rule = f"it takes them from {', '.join(named)}" if named else f"{target!r} is not in your team"
+        raise ValueError(f"team.delegate: agent {ctx.agent!r} may not delegate to task {slug!r} ({rule})")
+    tenant = await ctx.store.tenants.get(tenant=ctx.tenant)
+    config = TaskConfig(tenant=ctx.tenant, app=ctx.app, agent=target, tenant_timezone=tenant.timezone if tenant else "UTC",
+                        task=task)
+    # Stable across retries of this tool call: a retried delegation is the same case.
+    delegation = "dlg_" + hashlib.sha256((ctx.idempotency_key or ctx.run_id or "").encode()).hexdigest()[:20]
+    await _workflows(ctx, "team.delegate").delegate(
+        config, DelegatedCase(delegation_id=delegation, from_agent=ctx.agent, input=payload, key=key))
+    return {"delegated": True, "task": config.workflow_id,
+            "case": key or case_key(payload, task.dedupe.key, default=delegation)}
+
+
 def team_skill() -> Skill:
     return Skill(
         name="team",
@@ -359,16 +401,22 @@ def team_skill() -> Skill:
                 # Not LOW: it runs an LLM call, and pre-filters must stay zero-LLM. No data changes.
                 risk="MEDIUM",
                 description=(
-                    "Ask one agent of your team a question; returns its answer. The agent answers in one"
-                    " isolated turn (its own system prompt, no history, no tools, cheap tier)."
+                    "Ask one agent of your team a question (give 'question'): returns its answer, from one"
+                    " isolated turn (its own system prompt, no history, no tools, cheap tier). Or hand a case"
+                    " to one of another agent's tasks (give 'task' and 'input'): returns at once with"
+                    " {delegated, task, case}; the task runs it once, however often it is handed over."
                 ),
                 parameters=_schema(
                     {
                         "agent": {"type": "string", "description": "Id of an agent in your team, e.g. 'x_monitor'."},
                         "question": {"type": "string", "description": "Self-contained: it sees nothing else."},
+                        "task": {"type": "string", "description": "Instead of a question: the slug of one of the"
+                                 " agent's tasks to hand a case to (through its a2a trigger)."},
+                        "input": {"description": "With task: the case, e.g. {\"case_id\": \"c-42\"}."},
+                        "key": {"type": "string", "description": "With task: the case's key (default: the task's"
+                                " dedupe key in the input, else the delegation's id)."},
                     },
                     "agent",
-                    "question",
                 ),
                 handler=_team_delegate,
             ),
@@ -427,6 +475,91 @@ def email_skill() -> Skill:
     )
 
 
+# --------------------------------------------------------------------------------------- tasks
+
+
+def _workflows(ctx: SkillContext, tool: str):
+    if ctx.workflows is None:
+        raise ValueError(f"{tool} is not available in this context (no Temporal client)")
+    return ctx.workflows
+
+
+async def _tasks_create(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    created = await create_runtime_task(
+        ctx.store, _workflows(ctx, "tasks.create"), tenant=ctx.tenant, app=ctx.app, agent=ctx.agent, key=args["key"],
+        prompt=args["prompt"], params=args.get("params"), in_=args.get("in"), at=args.get("at"),
+        cron=args.get("cron"), every=args.get("every"), created_by=ctx.workflow_id or "agent",
+        created_in=ctx.run_id, now=ctx.now)
+    return _task_result(created.to_json())
+
+
+async def _tasks_cancel(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    cancelled = await cancel_runtime_task(ctx.store, _workflows(ctx, "tasks.cancel"), tenant=ctx.tenant, app=ctx.app,
+                                          agent=ctx.agent, key=args["key"])
+    return _task_result(cancelled.to_json())
+
+
+async def _tasks_list(ctx: SkillContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    found = await list_runtime_tasks(ctx.store, tenant=ctx.tenant, app=ctx.app, agent=ctx.agent,
+                                     status=args.get("status", "active"), now=ctx.now)
+    return [_task_result(view.to_json()) for view in found[: _limit(args)]]
+
+
+def _task_result(task: dict[str, Any]) -> dict[str, Any]:
+    # What the model needs; the tenant and app are its own.
+    return {name: task[name] for name in ("created", "key", "status", "timing", "next_run", "prompt", "params")
+            if name in task}
+
+
+def tasks_skill() -> Skill:
+    timing = {
+        "in": {"type": "string", "description": "One-shot after a delay: 30m, 2h, 3d, 1w."},
+        "at": {"type": "string", "description": "One-shot at an ISO 8601 time; without an offset, the tenant's local time."},
+        "cron": {"type": "string", "description": "Recurring, 5-field cron in the tenant's local time, e.g. '0 9 * * 1-5'."},
+        "every": {"type": "string", "description": "Recurring: every 5m..366d, e.g. 3d (days keep the local time of day)."},
+    }
+    return Skill(
+        name="tasks",
+        description=(f"Schedule your own follow-ups: one-shot or recurring runtime tasks, each a later turn of you"
+                     f" with its prompt and params. Keys are unique per agent; at most {MAX_ACTIVE_JOBS_PER_AGENT}"
+                     f" active, {MAX_JOBS_CREATED_PER_RUN} created per run."),
+        tools={
+            "create": ToolSpec(
+                name="create",
+                risk="MEDIUM",  # it makes the agent act again later, on its own
+                description=("Create a runtime task: give a key and exactly one of in, at (one-shot), cron, every"
+                             " (recurring). Creating an existing key returns that task and changes nothing"
+                             " (created: false)."),
+                parameters=_schema({
+                    "key": {"type": "string", "description": "Unique per agent: lowercase letters, digits, '_' or"
+                            " '-', starting with a letter, e.g. 'follow-up-ada'."},
+                    "prompt": {"type": "string", "description": "What to do when it runs (your own instruction)."},
+                    "params": {"type": "object", "description": "Data the run gets with the prompt."},
+                    **timing,
+                }, "key", "prompt"),
+                handler=_tasks_create,
+            ),
+            "cancel": ToolSpec(
+                name="cancel",
+                risk="MEDIUM",
+                description="Cancel one of your runtime tasks by key (an ended one stays as it is).",
+                parameters=_schema({"key": {"type": "string"}}, "key"),
+                handler=_tasks_cancel,
+            ),
+            "list": ToolSpec(
+                name="list",
+                risk="LOW",
+                description="Your runtime tasks (active by default) with their timing and next run.",
+                parameters=_schema({
+                    "status": {"type": "string", "enum": ["active", "done", "cancelled"]},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_TOOL_LIMIT},
+                }),
+                handler=_tasks_list,
+            ),
+        },
+    )
+
+
 def builtin_skills() -> list[Skill]:
     """Fresh instances of every built-in skill."""
-    return [records_skill(), kv_skill(), memory_skill(), team_skill(), email_skill()]
+    return [records_skill(), kv_skill(), memory_skill(), team_skill(), email_skill(), tasks_skill()]

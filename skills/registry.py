@@ -34,6 +34,7 @@ from contract.llm import TOOL_NAME_SEPARATOR, ToolDef, tool_name
 from contract.messages import TickRef
 
 if TYPE_CHECKING:
+    from contract.ports import Workflows
     from store.store import Store
 
 logger = logging.getLogger(__name__)
@@ -84,13 +85,17 @@ class SkillContext:
     idempotency_key: str | None = None
     workflow_id: str = ""  # the run the call serves (what an LLM call a tool makes is charged to)
     definition: str | None = None  # the manifest version the calling turn is pinned to
+    run_id: str | None = None  # the calling run (workflow ID and tick): what a run created is counted by
+    # Temporal, for skills that start or signal workflows (tasks, team); None where there is none.
+    workflows: Workflows | None = None
 
     @classmethod
     def for_tick(cls, store: Store, tick: TickRef, *, now: datetime, idempotency_key: str,
-                 definition: str | None = None) -> SkillContext:
+                 definition: str | None = None, workflows: Workflows | None = None) -> SkillContext:
         """The context of a call made for a tick: its tenant, app, agent and workflow."""
         return cls(store=store, tenant=tick.tenant, app=tick.app, agent=tick.agent, now=now,
-                   idempotency_key=idempotency_key, workflow_id=tick.heartbeat_id, definition=definition)
+                   idempotency_key=idempotency_key, workflow_id=tick.heartbeat_id, definition=definition,
+                   run_id=f"{tick.heartbeat_id}/{tick.tick_id}", workflows=workflows)
 
 
 Handler = Callable[[SkillContext, dict[str, Any]], Awaitable[Any]]

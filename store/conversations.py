@@ -23,16 +23,9 @@ class Conversations(Area):
         """The agent's conversation id in `mode` ('dedicated' | 'main'), created on first use."""
         check_ids(tenant=tenant, app=app, agent=agent)
         check_choice(mode, STORED_CONVERSATION_MODES, "conversation mode")
-        query = select(conversations.c.id).where(
-            conversations.c.tenant_id == tenant,
-            conversations.c.app_id == app,
-            conversations.c.agent_id == agent,
-            conversations.c.mode == mode,
-        )
-        async with self._db.read() as conn:
-            existing = (await conn.execute(query)).scalar_one_or_none()
+        existing = await self.find(tenant=tenant, app=app, agent=agent, mode=mode)
         if existing is not None:
-            return str(existing)
+            return existing
         values = {
             "id": str(uuid.uuid4()),
             "tenant_id": tenant,
@@ -50,6 +43,23 @@ class Conversations(Area):
                 returning=conversations.c.id,
             )
         return str(found)
+
+    async def find(self, *, tenant: str, app: str, agent: str, mode: str) -> str | None:
+        """The agent's conversation id in `mode`, or None before its first message (creates nothing)."""
+        check_ids(tenant=tenant, app=app, agent=agent)
+        check_choice(mode, STORED_CONVERSATION_MODES, "conversation mode")
+        async with self._db.read() as conn:
+            found = (await conn.execute(self._query(tenant, app, agent, mode))).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    @staticmethod
+    def _query(tenant: str, app: str, agent: str, mode: str):  # noqa: ANN205 - a SQLAlchemy Select
+        return select(conversations.c.id).where(
+            conversations.c.tenant_id == tenant,
+            conversations.c.app_id == app,
+            conversations.c.agent_id == agent,
+            conversations.c.mode == mode,
+        )
 
     async def append(self, *, tenant: str, conversation_id: str, role: str, content: str) -> int:
         """Append a message to one of the tenant's conversations; returns the message id."""

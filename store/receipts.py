@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Table, select
 
-from contract.names import parse_entity_workflow_id
+from contract.names import parse_receipt_workflow_id
 from contract.vocabulary import OUTCOMES
 from store.checks import (
     check_aware,
@@ -56,16 +56,16 @@ class Receipts(Area):
         """Write the receipt of one tick; False when that tick's receipt already exists.
 
         Idempotent by (heartbeat_id, tick_id), so a retried writer never writes it twice.
-        `heartbeat_id` is the workflow ID of a heartbeat or a task; app, agent and slug come from it,
-        and it must belong to `tenant`. `reply` is what
+        `heartbeat_id` is the workflow ID of a heartbeat, a task, a runtime task, an agent's chat or an
+        inbound message; app, agent and slug come from it, and it must belong to `tenant`. `reply` is what
         the agent said; longer than MAX_REPLY_EXCERPT characters it is cut, with "…".
         """
         check_id(tenant, "tenant id")
         try:
-            _, owner, app, agent, slug = parse_entity_workflow_id(heartbeat_id)
+            _, owner, app, agent, slug = parse_receipt_workflow_id(heartbeat_id)
         except ValueError:
-            raise StoreError(f"heartbeat id must look like heartbeat:TENANT:APP:AGENT:SLUG or task:TENANT:APP:AGENT:SLUG"
-                             f" (got {heartbeat_id!r})") from None
+            raise StoreError(f"heartbeat id must look like heartbeat:TENANT:APP:AGENT:SLUG (or task:, job:, chat:,"
+                             f" inbound:) (got {heartbeat_id!r})") from None
         if owner != tenant:
             raise StoreError(f"heartbeat {heartbeat_id!r} does not belong to tenant {tenant!r}")
         if isinstance(error, str) and len(error) > MAX_ERROR_LENGTH:

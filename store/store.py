@@ -30,6 +30,7 @@ from store.db import Db, SharedTransaction, TransactionPerCall, create_engine, t
 from store.dedupe import Dedupe
 from store.events import Events
 from store.idempotency import IdempotentRequests
+from store.jobs import RuntimeTasks
 from store.memory import Memory
 from store.metrics import Metrics
 from store.migrate import upgrade
@@ -85,6 +86,7 @@ class Areas:
         self.metrics = Metrics(db)
         self.webhook_secrets = WebhookSecrets(db)
         self.idempotency = IdempotentRequests(db)
+        self.runtime_tasks = RuntimeTasks(db)
 
 
 class Transaction(Areas):

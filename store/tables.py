@@ -334,3 +334,23 @@ class IdempotentRequestRow(Base):
     answer: Mapped[Any | None] = mapped_column(NullableJSONData)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RuntimeTaskRow(Base):
+    """A runtime task (`job:` workflow): its key is unique per agent; the row outlives its run so a
+    second create with the key finds it, and lists show what ran."""
+
+    __tablename__ = "runtime_tasks"
+    __table_args__ = (Index(None, "tenant_id", "app_id", "agent_id", "status"), Index(None, "created_in"))
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    app_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    task_key: Mapped[str] = mapped_column(IdString, primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(300))
+    config: Mapped[Any] = mapped_column(JSONData)
+    status: Mapped[str] = mapped_column(String(16))  # active | done | cancelled
+    created_by: Mapped[str] = mapped_column(String(300))
+    created_in: Mapped[str | None] = mapped_column(String(400))  # the agent run that created it, if one did
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

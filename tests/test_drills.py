@@ -44,6 +44,13 @@ async def test_crash_drills_reduced(tmp_path):
     assert all(r.duplicated == 0 and r.completed == r.due >= 1 for r in results)
 
 
+async def test_a_worker_killed_mid_runtime_task_neither_loses_nor_duplicates_its_run(tmp_path):
+    lines: list[str] = []
+    [result] = await run_crash_drills(tmp_path, names=["job"], report=lines.append)
+    assert result.passed, "\n".join(lines + result.problems)
+    assert (result.due, result.completed, result.duplicated) == (1, 1, 0)
+
+
 @pytest.fixture
 async def rig(tmp_path, monkeypatch):
     store = await open_store(f"sqlite:///{tmp_path / 'f.db'}")

@@ -54,7 +54,7 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_visibility_queries() -> None:
-    base = 'WorkflowType IN ("HeartbeatWorkflow", "TaskWorkflow") AND ExecutionStatus="Running"'
+    base = 'WorkflowType IN ("HeartbeatWorkflow", "TaskWorkflow", "JobWorkflow") AND ExecutionStatus="Running"'
     assert operations.entities_query() == base
     assert operations.entities_query("acme") == base + ' AND HeartbeatTenant="acme"'
     assert operations.failing_query("acme") == (

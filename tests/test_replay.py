@@ -34,6 +34,11 @@ def test_histories_are_recorded():
     # TaskWorkflow through its five kinds of trigger, a duplicate, a forced run, failures, reconfigure,
     # pause and continue-as-new (tests/record_task_histories.py).
     assert {"task_run_1", "task_run_2"} <= names
+    # JobWorkflow (a runtime task) through runs, pause, resume, run-now and a cancel (tests/record_job_histories.py).
+    assert "job_run" in names
+    # ChatWorkflow through two messages and a repeated message id, cancelled; InboundWorkflow handling
+    # one message (tests/record_handler_histories.py, on a dev server: update-with-start).
+    assert {"chat_run", "inbound_run"} <= names
     types = {WorkflowHistory.from_json(p.stem, p.read_text()).events[0]
              .workflow_execution_started_event_attributes.workflow_type.name for p in HISTORIES}
     assert types >= {workflow.__temporal_workflow_definition.name for workflow in WORKFLOWS}
@@ -62,7 +67,7 @@ def recorded_summaries() -> set[str]:
     converter = PayloadConverter.default
     found: set[str] = set()
     for path in HISTORIES:
-        if not (path.stem.endswith(".v2") or path.stem.startswith("task_")):
+        if not (path.stem.endswith(".v2") or path.stem.startswith(("task_", "job_", "chat_", "inbound_"))):
             continue
         for event in WorkflowHistory.from_json(path.stem, path.read_text()).events:
             if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):

@@ -32,6 +32,7 @@ from client.sync import Limiter, uninstall_app
 from contract.errors import HeartbeatsError
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput, HeartbeatStatusView
 from manifest.loader import parse_manifest
+from runtime import workflows as entity_workflows
 from store import Store, open_store
 from tests.temporal_env import CallRecorder, recording_client
 from tests.temporal_env import free_port as closed_port  # a port nothing listens on
@@ -171,12 +172,12 @@ def test_a_stored_manifest_that_no_longer_validates_restarts_everything() -> Non
 
 def test_start_arguments_carry_every_search_attribute_and_a_summary() -> None:
     config = plan_install(manifest(), tenant=TENANT, tenant_timezone="UTC", installed=None).start[0]
-    attributes = {pair.key.name: pair.value for pair in temporal_calls.search_attributes(config)}
+    attributes = {pair.key.name: pair.value for pair in entity_workflows.search_attributes(config)}
     assert attributes == {
         "HeartbeatTenant": TENANT, "HeartbeatApp": "sales", "HeartbeatAgent": "outreach",
         "HeartbeatSlug": "daily_cadence", "HeartbeatStatus": "active", "HeartbeatFailureCount": 0,
     }  # fmt: skip
-    assert temporal_calls.static_summary(config) == "sales/outreach/daily_cadence: every 60 min"
+    assert entity_workflows.static_summary(config) == "sales/outreach/daily_cadence: every 60 min"
 
 
 # ------------------------------------------------------------------------------ validation

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.cases import MAX_KEY_CHARS, cap_body, case_key
+from activities.cases import cap_body
 from activities.heartbeat_activities import HeartbeatActivities
 from contract.messages import MAX_CASE_BODY_CHARS, MAX_CASES_PER_RUN, TaskCasesRequest, TaskPollRequest, TickRef
-from contract.task import PendingCase
+from contract.task import MAX_KEY_CHARS, PendingCase, case_key
 from skills.catalog import default_registry
 from store import Store
 from tests.store_json import jsonable

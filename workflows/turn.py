@@ -16,7 +16,7 @@ the per-call output cap fails with `token_cap`: both are non-retryable, and coun
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         TickRef,
         ToolCallRequest,
         ToolResult,
+        TurnPurpose,
     )
     from contract.names import AGENT_STEP, TOOL_CALL
     from contract.vocabulary import ConversationMode, ModelTier
@@ -53,7 +54,7 @@ class AgentTurn:
     conversation_mode: ConversationMode
     rows: list[Any] = field(default_factory=list)
     truncated: bool = False
-    purpose: Literal["tick", "vision"] = "tick"
+    purpose: TurnPurpose = "tick"
     # Unique per turn of the workflow: tool calls' idempotency keys are "{turn_id}/{step}/{index}".
     turn_id: str = ""
     # What the web UI shows: `label` names the turn's LLM calls ("agent cmo (cheap)"; later steps
