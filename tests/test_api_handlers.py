@@ -11,9 +11,9 @@ import pytest
 
 from client.checks import LoadedManifest
 from client.sync import install_manifests
-from drills.provider_server import ProviderServer, text_reply
+from drills.provider_server import text_reply
 from manifest.loader import parse_manifest
-from store import open_store
+from tests.agent_env import loopback_provider, tenant_store
 from tests.api_env import AUTH, api_env
 from tests.temporal_env import dev_server, running_worker
 
@@ -33,24 +33,17 @@ AGENT = f"/v1/tenants/{TENANT}/apps/{APP}/agents"
 
 @pytest.fixture
 def provider(monkeypatch):
-    with ProviderServer(api_key="test-key", fallback=text_reply("Noted.")) as server:
-        for name, value in server.env().items():
-            monkeypatch.setenv(name, value)
+    with loopback_provider(monkeypatch, "Noted.") as server:
         yield server
 
 
 @pytest.fixture
 async def running(tmp_path, provider):
-    store = await open_store(f"sqlite:///{tmp_path / 'h.db'}")
-    for tenant in (TENANT, f"{TENANT}2"):
-        await store.tenants.upsert(tenant=tenant, timezone="UTC", provider="openai")
-    try:
-        async with dev_server(tmp_path) as (client, _), running_worker(client, store):
-            await install_manifests(client, store, [LoadedManifest(Path("s.yaml"), parse_manifest(MANIFEST))],
-                                    tenant=TENANT)
-            yield client, store
-    finally:
-        await store.close()
+    async with (tenant_store(tmp_path, TENANT, f"{TENANT}2") as store, dev_server(tmp_path) as (client, _),
+                running_worker(client, store)):
+        await install_manifests(client, store, [LoadedManifest(Path("s.yaml"), parse_manifest(MANIFEST))],
+                                tenant=TENANT)
+        yield client, store
 
 
 async def test_chat_conversation_inbound(running, provider, tmp_path):

@@ -29,6 +29,7 @@ from contract.names import chat_workflow_id, heartbeat_workflow_id
 from drills.provider_server import ProviderServer, text_reply
 from manifest.loader import parse_manifest
 from store import Store, open_store
+from tests.agent_env import loopback_provider, tenant_store
 from tests.temporal_env import dev_server, running_worker
 
 TENANT, APP = "acme", "shop"
@@ -59,18 +60,14 @@ NUDGE = heartbeat_workflow_id(TENANT, APP, "helper", "nudge")
 
 @pytest.fixture
 def provider(monkeypatch):
-    with ProviderServer(api_key="test-key", fallback=text_reply("Noted.")) as server:
-        for name, value in server.env().items():
-            monkeypatch.setenv(name, value)
+    with loopback_provider(monkeypatch, "Noted.") as server:
         yield server
 
 
 @pytest.fixture
 async def store(tmp_path):
-    opened = await open_store(f"sqlite:///{tmp_path / 'h.db'}")
-    await opened.tenants.upsert(tenant=TENANT, timezone="Europe/Berlin", provider="openai")
-    yield opened
-    await opened.close()
+    async with tenant_store(tmp_path, TENANT, timezone="Europe/Berlin") as opened:
+        yield opened
 
 
 async def wait_for(check, what: str, timeout: float = 60):

@@ -27,9 +27,10 @@ from client.operations import heartbeat_runs, list_heartbeats
 from client.sync import install_manifests, uninstall_apps
 from contract.errors import NotFound
 from contract.names import heartbeat_workflow_id, job_workflow_id, task_workflow_id
-from drills.provider_server import ProviderServer, text_reply, tool_reply
+from drills.provider_server import text_reply, tool_reply
 from manifest.loader import parse_manifest
-from store import Store, open_store
+from store import Store
+from tests.agent_env import loopback_provider, tenant_store
 from tests.temporal_env import dev_server, running_worker
 
 TENANT, APP = "acme", "sales"
@@ -66,18 +67,14 @@ REVIEW = task_workflow_id(TENANT, APP, "reviewer", "review_cases")
 
 @pytest.fixture
 def provider(monkeypatch):
-    with ProviderServer(api_key="test-key", fallback=text_reply("Done.")) as server:
-        for name, value in server.env().items():
-            monkeypatch.setenv(name, value)
+    with loopback_provider(monkeypatch, "Done.") as server:
         yield server
 
 
 @pytest.fixture
 async def store(tmp_path):
-    opened = await open_store(f"sqlite:///{tmp_path / 'h.db'}")
-    await opened.tenants.upsert(tenant=TENANT, timezone="Europe/Berlin", provider="openai")
-    yield opened
-    await opened.close()
+    async with tenant_store(tmp_path, TENANT, timezone="Europe/Berlin") as opened:
+        yield opened
 
 
 async def receipts(store: Store, workflow_id: str, count: int, timeout: float = 60) -> list[dict]:

@@ -21,9 +21,9 @@ from client.sync import install_manifests, uninstall_apps
 from contract.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from contract.names import task_workflow_id
 from contract.task import ManualRun
-from drills.provider_server import ProviderServer, text_reply
 from manifest.loader import parse_manifest
-from store import Store, open_store
+from store import Store
+from tests.agent_env import loopback_provider, tenant_store
 from tests.temporal_env import dev_server, running_worker
 
 TENANT = "acme"
@@ -53,18 +53,14 @@ TASK_ID = task_workflow_id(TENANT, APP, "reviewer", "review_cases")
 
 @pytest.fixture
 def provider(monkeypatch):
-    with ProviderServer(api_key="test-key", fallback=text_reply("Reviewed; the customer was answered.")) as server:
-        for name, value in server.env().items():
-            monkeypatch.setenv(name, value)
+    with loopback_provider(monkeypatch, "Reviewed; the customer was answered.") as server:
         yield server
 
 
 @pytest.fixture
 async def store(tmp_path):
-    opened = await open_store(f"sqlite:///{tmp_path / 'h.db'}")
-    await opened.tenants.upsert(tenant=TENANT, timezone="UTC", provider="openai")
-    yield opened
-    await opened.close()
+    async with tenant_store(tmp_path, TENANT) as opened:
+        yield opened
 
 
 def loaded(text: str = MANIFEST) -> list[LoadedManifest]:
