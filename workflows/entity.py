@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from temporalio import workflow
 from temporalio.common import RawValue
@@ -27,19 +28,34 @@ with workflow.unsafe.imports_passed_through():
 MAX_IGNORED_SIGNALS = 5  # unknown signal names kept for the status query
 
 
+class EntityState(Protocol):
+    """What every entity's carried-over state has (HeartbeatState, TaskState, JobState)."""
+
+    @property
+    def status(self) -> Status: ...
+    @property
+    def failure_count(self) -> int: ...
+    @property
+    def last_run(self) -> datetime | None: ...
+    @property
+    def last_due(self) -> datetime | None: ...
+    @property
+    def ticks(self) -> int: ...
+
+
 class EntityWorkflow:
     """The shared half of a heartbeat's and a task's workflow (not a workflow type of its own)."""
 
     KNOWN_SIGNALS: Sequence[str] = ()
 
-    def _init_entity(self, *, entity_id: str, status: Status, failure_count: int, last_run: datetime | None,
-                     last_due: datetime | None, ticks: int, max_ticks_per_run: int) -> None:
+    def _init_entity(self, entity_id: str, state: EntityState, max_ticks_per_run: int) -> None:
+        """The shared state, from what the last run carried over (or a new entity's defaults)."""
         self._entity_id = entity_id
-        self._status: Status = status
-        self._failure_count = failure_count
-        self._last_run = last_run
-        self._last_due = last_due
-        self._ticks_total = ticks
+        self._status: Status = state.status
+        self._failure_count = state.failure_count
+        self._last_run = state.last_run
+        self._last_due = state.last_due
+        self._ticks_total = state.ticks
         self._ticks_this_run = 0
         self._next_due: datetime | None = None
         self._woken = False  # config or status changed: recompute the next due time

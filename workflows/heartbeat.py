@@ -67,9 +67,7 @@ class HeartbeatWorkflow(EntityWorkflow):
     def __init__(self, input: HeartbeatInput) -> None:
         self._config: HeartbeatConfig = input.config
         state = input.state
-        self._init_entity(entity_id=input.config.workflow_id, status=state.status, failure_count=state.failure_count,
-                          last_run=state.last_run, last_due=state.last_due, ticks=state.ticks,
-                          max_ticks_per_run=input.max_ticks_per_run)
+        self._init_entity(input.config.workflow_id, state, input.max_ticks_per_run)
         self._last_heartbeat_ok_at = state.last_heartbeat_ok_at
         self._run_now_pending = state.run_now_pending
 

@@ -51,9 +51,7 @@ class JobWorkflow(EntityWorkflow):
     def __init__(self, input: JobInput) -> None:
         self._config: JobConfig = input.config
         state = input.state
-        self._init_entity(entity_id=input.config.workflow_id, status=state.status, failure_count=state.failure_count,
-                          last_run=state.last_run, last_due=state.last_due, ticks=state.ticks,
-                          max_ticks_per_run=input.max_ticks_per_run)
+        self._init_entity(input.config.workflow_id, state, input.max_ticks_per_run)
         self._runs = state.runs
         self._run_now_pending = False
 

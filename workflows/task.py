@@ -90,9 +90,7 @@ class TaskWorkflow(EntityWorkflow):
     def __init__(self, input: TaskInput) -> None:
         self._config: TaskConfig = input.config
         state = input.state
-        self._init_entity(entity_id=input.config.workflow_id, status=state.status, failure_count=state.failure_count,
-                          last_run=state.last_run, last_due=state.last_due, ticks=state.ticks,
-                          max_ticks_per_run=input.max_ticks_per_run)
+        self._init_entity(input.config.workflow_id, state, input.max_ticks_per_run)
         self._last_ok_at = state.last_ok_at
         self._pending: list[PendingCase] = list(state.pending)
         self._due_schedules: list[TimeSchedule] = []
