@@ -27,9 +27,9 @@ from contract.handlers import (
     DEFAULT_CHAT_WAIT_SECONDS,
     ChatAnswer,
     ChatConfig,
-    ChatMessage,
     InboundInput,
     InboundMessage,
+    IncomingChat,
 )
 from contract.names import chat_workflow_id, inbound_workflow_id
 from manifest.handlers import OnChatSpec, OnInboundSpec
@@ -75,7 +75,7 @@ async def send_chat(client: Client, store: Store, *, tenant: str, app: str, agen
         raise InvalidInput("text: must not be empty")
     handler = await require_handler(store, tenant=tenant, app=app, agent=agent, kind="on_chat")
     try:
-        message = ChatMessage(id=message_id or str(uuid.uuid4()), text=text, model_tier=handler.model_tier,
+        message = IncomingChat(id=message_id or str(uuid.uuid4()), text=text, model_tier=handler.model_tier,
                               sent_at=datetime.now(UTC))
     except ValidationError as exc:
         raise InvalidInput(_first_problem(exc)) from None

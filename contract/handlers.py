@@ -47,7 +47,7 @@ class ChatInput(_Frozen):
     turns: int = 0  # answered before this run (continue-as-new carries it)
 
 
-class ChatMessage(_Frozen):
+class IncomingChat(_Frozen):
     """One chat message (the update's argument). `id` is the caller's idempotency key: the update ID."""
 
     id: str = Field(min_length=1, max_length=MAX_MESSAGE_ID_CHARS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from contract.handlers import ChatAnswer, ChatConfig, ChatInput, ChatMessage, InboundInput
+from contract.handlers import ChatAnswer, ChatConfig, ChatInput, InboundInput, IncomingChat
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput
 from contract.job import JobConfig, JobInput
 from contract.names import (
@@ -102,7 +102,7 @@ def _owner_attributes(tenant: str, app: str, agent: str, slug: str) -> Any:
                                   SearchAttributePair(SA_AGENT, agent), SearchAttributePair(SA_SLUG, slug)])
 
 
-async def send_chat(client: Client, config: ChatConfig, message: ChatMessage) -> WorkflowUpdateHandle[ChatAnswer]:
+async def send_chat(client: Client, config: ChatConfig, message: IncomingChat) -> WorkflowUpdateHandle[ChatAnswer]:
     """Update-with-start: the message goes to the agent's chat workflow (started if it is not
     running); returns once a worker accepted it. The message id is the update ID: sent twice to
     the same run, it is answered once."""

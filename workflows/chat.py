@@ -1,6 +1,6 @@
 """ChatWorkflow: an agent's chat (`chat:{tenant}:{app}:{agent}:main`), one Temporal Update per message.
 
-    answer = await handle.execute_update(UPDATE_CHAT, ChatMessage(id=..., text="How are sales?", ...))
+    answer = await handle.execute_update(UPDATE_CHAT, IncomingChat(id=..., text="How are sales?", ...))
 
 Each message is one durable agent turn in the agent's `main` conversation, answered in the order
 they arrived, one at a time (so the second message's turn sees the first's reply). The message and
@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ChatAnswer,
         ChatConfig,
         ChatInput,
-        ChatMessage,
+        IncomingChat,
     )
     from contract.messages import TickRef
     from contract.names import CHAT_WORKFLOW, UPDATE_CHAT
@@ -67,7 +67,7 @@ class ChatWorkflow:
             workflow.continue_as_new(ChatInput(config=self._config, turns=self._turns))
 
     @workflow.update(name=UPDATE_CHAT)
-    async def chat(self, message: ChatMessage) -> ChatAnswer:
+    async def chat(self, message: IncomingChat) -> ChatAnswer:
         """Answer one chat message (after the ones before it)."""
         self._received += 1
         config = self._config
@@ -89,7 +89,7 @@ class ChatWorkflow:
                           tokens_in=reply.tokens_in, tokens_out=reply.tokens_out)
 
     @chat.validator
-    def _check_chat(self, message: ChatMessage) -> None:
+    def _check_chat(self, message: IncomingChat) -> None:
         # Rejected before it enters history: a closing run takes no new message (the caller retries
         # and the next run answers it).
         if self._turns_this_run >= CHAT_TURNS_PER_RUN:
