@@ -14,7 +14,15 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from manifest.handlers import OnChatSpec, OnInboundSpec
-from manifest.models import _SKILL_NAME, MAX_SYSTEM_PROMPT_CHARS, HeartbeatSpec, Identifier, ManifestModel, problem
+from manifest.models import (
+    _SKILL_NAME,
+    MAX_SYSTEM_PROMPT_CHARS,
+    AgentBudgetSpec,
+    HeartbeatSpec,
+    Identifier,
+    ManifestModel,
+    problem,
+)
 from manifest.tasks import TaskSpec
 
 
@@ -31,6 +39,7 @@ class AgentSpec(ManifestModel):
     tasks: list[TaskSpec] = Field(default_factory=list, description="Work with triggers; see docs/triggers.md.")
     on_chat: OnChatSpec | None = Field(default=None, description="Answer chat messages in the main conversation.")
     on_inbound: OnInboundSpec | None = Field(default=None, description="Handle inbound messages, one turn each.")
+    budget: AgentBudgetSpec | None = Field(default=None, description="The agent's monthly USD ceiling.")
 
     @field_validator("system_prompt")
     @classmethod

@@ -9,6 +9,7 @@ Pure domain code: no I/O, no Temporal imports. Workflows, activities and the CLI
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
 from datetime import datetime
@@ -386,6 +387,65 @@ def check_prompt(value: str) -> str:
     return value
 
 
+# --- budgets -----------------------------------------------------------------------------------
+#
+# What an agent's LLM calls may cost, at three levels (docs/budgets.md):
+# - `per_call_tokens` (heartbeat/task): one call's estimated input tokens plus its output cap; above
+#   it the call is refused before it is made (a configuration that cannot work: a failure);
+# - `daily_usd` (heartbeat/task): what its calls may cost per tenant-local day (refused until the
+#   next day; not a failure);
+# - `monthly_usd` (agent): what all the agent's calls may cost per tenant-local month, whatever the
+#   run (heartbeats, tasks, runtime tasks, chats, inbound, vision, delegated questions); reaching it
+#   holds the agent for an operator's review, and a new month does not lift the hold.
+
+MIN_PER_CALL_TOKENS = 1_000
+MAX_PER_CALL_TOKENS = 2_000_000
+MAX_USD = 1_000_000.0
+
+
+def _check_usd(value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise problem(f"must be a positive amount of USD (got {value})")
+    if value > MAX_USD:
+        raise problem(f"must be at most {MAX_USD:,.0f} USD (got {value})")
+    return value
+
+
+class BudgetSpec(ManifestModel):
+    """A heartbeat's or task's budget."""
+
+    per_call_tokens: int | None = Field(
+        default=None, description=f"Ceiling of one LLM call: estimated input tokens + output cap, "
+                                  f"{MIN_PER_CALL_TOKENS}..{MAX_PER_CALL_TOKENS}.",
+        json_schema_extra={"minimum": MIN_PER_CALL_TOKENS, "maximum": MAX_PER_CALL_TOKENS})
+    daily_usd: float | None = Field(default=None, description="USD per tenant-local day for this heartbeat or task.",
+                                    json_schema_extra={"exclusiveMinimum": 0})
+
+    @field_validator("per_call_tokens")
+    @classmethod
+    def _check_tokens(cls, value: int | None) -> int | None:
+        if value is not None and not MIN_PER_CALL_TOKENS <= value <= MAX_PER_CALL_TOKENS:
+            raise problem(f"must be between {MIN_PER_CALL_TOKENS} and {MAX_PER_CALL_TOKENS} (got {value})")
+        return value
+
+    @field_validator("daily_usd")
+    @classmethod
+    def _check_daily(cls, value: float | None) -> float | None:
+        return None if value is None else _check_usd(value)
+
+
+class AgentBudgetSpec(ManifestModel):
+    """An agent's budget: all its calls, per tenant-local month."""
+
+    monthly_usd: float = Field(description="USD per tenant-local calendar month for all the agent's LLM calls.",
+                               json_schema_extra={"exclusiveMinimum": 0})
+
+    @field_validator("monthly_usd")
+    @classmethod
+    def _check_monthly(cls, value: float) -> float:
+        return _check_usd(value)
+
+
 class HeartbeatSpec(ManifestModel):
     """One recurring routine of an agent: where it looks, when it runs, how it wakes the agent."""
 
@@ -433,6 +493,7 @@ class HeartbeatSpec(ManifestModel):
     conversation_mode: ConversationMode = Field(default="dedicated")
     model_tier: ModelTier = Field(default="cheap")
     prompt: str = Field(default="", description="Per-tick instruction, at most 8000 characters.")
+    budget: BudgetSpec | None = Field(default=None, description="Per-call token and daily USD ceilings.")
 
     # shorthand -> canonical fields
     @model_validator(mode="before")

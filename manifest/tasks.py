@@ -42,6 +42,7 @@ from pydantic import (
 from manifest.models import (
     MAX_COOLDOWN_SECONDS,
     MAX_INTERVAL_MINUTES,
+    BudgetSpec,
     ClockTime,
     ConversationMode,
     Identifier,
@@ -296,6 +297,7 @@ class TaskSpec(ManifestModel):
 
     slug: Identifier = Field(description="Unique per agent, across its heartbeats and tasks.")
     prompt: str = Field(default="", description="The instruction of each run, at most 8000 characters.")
+    budget: BudgetSpec | None = Field(default=None, description="Per-call token and daily USD ceilings.")
     triggers: list[Trigger] = Field(min_length=1)
     dedupe: Dedupe = Field(default_factory=Dedupe)
     active_hours: Window | None = Field(default=None, description="Time triggers fire only inside this window.")

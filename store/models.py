@@ -6,7 +6,7 @@ ISO 8601 UTC with `Z`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Self
 
@@ -50,6 +50,8 @@ class Tenant(JsonForm):
     model_premium: str | None
     created_at: datetime
     updated_at: datetime
+    # Its own prices for models the pricing library lacks: {model: [input, output]} (strings, USD per Mtok).
+    prices: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Tenant:
@@ -62,6 +64,7 @@ class Tenant(JsonForm):
             model_premium=row.model_premium,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            prices=dict(row.prices or {}),
         )
 
 

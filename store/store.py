@@ -38,6 +38,7 @@ from store.outbox import Outbox
 from store.receipts import Receipts
 from store.records import Kv, Records
 from store.secrets import WebhookSecrets
+from store.spend import AuditLog, OperatorQueue, Spend
 from store.tenants import Tenants
 
 FIRST_OPEN_ATTEMPTS = 20
@@ -87,6 +88,9 @@ class Areas:
         self.webhook_secrets = WebhookSecrets(db)
         self.idempotency = IdempotentRequests(db)
         self.runtime_tasks = RuntimeTasks(db)
+        self.spend = Spend(db)
+        self.queue = OperatorQueue(db)
+        self.audit = AuditLog(db)
 
 
 class Transaction(Areas):

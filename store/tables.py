@@ -64,6 +64,8 @@ class TenantRow(Base):
     model_cheap: Mapped[str | None] = mapped_column(String(200))
     model_standard: Mapped[str | None] = mapped_column(String(200))
     model_premium: Mapped[str | None] = mapped_column(String(200))
+    # The tenant's own prices for models the pricing library lacks: {model: [in, out]} USD per Mtok.
+    prices: Mapped[Any | None] = mapped_column(NullableJSONData)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -354,3 +356,92 @@ class RuntimeTaskRow(Base):
     created_in: Mapped[str | None] = mapped_column(String(400))  # the agent run that created it, if one did
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SpendRow(Base):
+    """The spend ledger: one row per LLM call (its `call_key`), reserved before the call and settled
+    with the provider's usage after it. Amounts are integer nano-USD: sums are exact."""
+
+    __tablename__ = "spend_ledger"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "call_key"),
+        CheckConstraint("status IN ('reserved', 'settled')", name="status"),
+        Index(None, "tenant_id", "app_id", "agent_id", "local_month"),
+        Index(None, "tenant_id", "workflow_id", "local_day"),
+        Index(None, "tenant_id", "local_day"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    app_id: Mapped[str] = mapped_column(IdString)
+    agent_id: Mapped[str] = mapped_column(IdString)
+    workflow_id: Mapped[str] = mapped_column(String(300))  # the heartbeat, task, runtime task, chat ... charged
+    purpose: Mapped[str] = mapped_column(String(32))
+    call_key: Mapped[str] = mapped_column(String(500))  # one logical call: retries of it share the key
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    reserved_nano_usd: Mapped[int] = mapped_column(BigInteger, default=0)
+    nano_usd: Mapped[int | None] = mapped_column(BigInteger)  # settled cost; None: no price known
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    local_day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD in the tenant's zone
+    local_month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BudgetOverrideRow(Base):
+    """An operator's decision on an agent's monthly ceiling: raised, or waived for one month."""
+
+    __tablename__ = "budget_overrides"
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    app_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    monthly_nano_usd: Mapped[int | None] = mapped_column(BigInteger)  # replaces the manifest's monthly_usd
+    waived_month: Mapped[str | None] = mapped_column(String(7))  # approved once: no ceiling in this month
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QueueItemRow(Base):
+    """The operator queue: what waits for a human. `open_key` is set while the item is open and is
+    unique: one open item per subject (a held agent is one item, not one per tick)."""
+
+    __tablename__ = "operator_queue"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "open_key"),
+        CheckConstraint("status IN ('open', 'approved', 'rejected')", name="status"),
+        Index(None, "tenant_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    app_id: Mapped[str] = mapped_column(IdString)
+    agent_id: Mapped[str] = mapped_column(IdString)
+    kind: Mapped[str] = mapped_column(String(32))  # budget_monthly | ...
+    subject: Mapped[str] = mapped_column(String(300))  # what it is about: an agent, a workflow ID
+    open_key: Mapped[str | None] = mapped_column(String(400))
+    detail: Mapped[Any] = mapped_column(JSONData)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolution: Mapped[Any | None] = mapped_column(NullableJSONData)
+
+
+class AuditRow(Base):
+    """The audit log: every budget decision and operator action, who, when and what."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "tenant_id", "at"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))  # "operator:cli", "api", "system"
+    action: Mapped[str] = mapped_column(String(64))  # pause, resume, budget_monthly, queue_resolve, ...
+    target: Mapped[str] = mapped_column(String(300))
+    detail: Mapped[Any] = mapped_column(JSONData)

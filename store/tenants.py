@@ -9,6 +9,7 @@ from sqlalchemy import Table, select
 from contract.vocabulary import PROVIDERS
 from store.checks import check_choice, check_id, check_text, check_timezone
 from store.db import Area
+from store.errors import StoreError
 from store.models import Tenant
 from store.tables import TenantRow
 from store.types import utcnow
@@ -26,8 +27,10 @@ class Tenants(Area):
         model_cheap: str | None = None,
         model_standard: str | None = None,
         model_premium: str | None = None,
+        prices: dict[str, list[str]] | None = None,
     ) -> Tenant:
-        """Create the tenant or change it; only the fields given (not None) change."""
+        """Create the tenant or change it; only the fields given (not None) change. `prices` are
+        merged into the tenant's own prices by model ({model: [input, output]} USD per Mtok, as text)."""
         check_id(tenant, "tenant id")
         changes: dict[str, Any] = {}
         if timezone is not None:
@@ -38,6 +41,14 @@ class Tenants(Area):
                               ("model_premium", model_premium)):
             if value is not None:
                 changes[column] = check_text(value, column, max_length=200)
+        if prices:
+            for model, pair in prices.items():
+                check_text(model, "price model", max_length=200)
+                if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+                    raise StoreError(f"price of {model!r} must be [input, output] as text (got {pair!r})")
+            async with self._db.read() as conn:
+                kept = (await conn.execute(select(tenants.c.prices).where(tenants.c.id == tenant))).scalar_one_or_none()
+            changes["prices"] = {**(kept or {}), **prices}
         now = utcnow()
         insert = self.insert(tenants).values(id=tenant, created_at=now, updated_at=now, **changes)
         insert = insert.on_conflict_do_update(index_elements=[tenants.c.id], set_={**changes, "updated_at": now})
