@@ -21,6 +21,7 @@ from contract.messages import (
     AgentStepRequest,
     AgentStepResult,
 )
+from providers.charging import charging_for
 from providers.gateway import Caller, call_llm
 from providers.routing import resolve_for_tenant
 from skills.registry import SkillRegistry
@@ -68,9 +69,13 @@ async def run_agent_step(store: Store, skills: SkillRegistry, request: AgentStep
         tools=skills.tool_defs(spec.tools if spec else []),
         max_tokens=MAX_TOKENS_PER_CALL,
     )
+    turn_id = request.turn_id or f"{tick.heartbeat_id}/{tick.tick_id}"
     caller = Caller(tenant=tick.tenant, app=tick.app, agent=tick.agent, workflow_id=tick.heartbeat_id,
-                    purpose=request.purpose)
-    response = await call_llm(llm_request, caller=caller)
+                    purpose=request.purpose, call_key=f"{turn_id}/{request.step}")
+    response = await call_llm(llm_request, caller=caller,
+                              charging=charging_for(store.spend, spec, tick.heartbeat_id,
+                                                    timezone=tenant.timezone if tenant else "UTC",
+                                                    prices=tenant.prices if tenant else {}))
     return AgentStepResult(**(response.model_dump() | {"text": response.text[:MAX_TURN_MESSAGE_CHARS]}),
                            definition=installed.manifest_hash if installed is not None else None)
 

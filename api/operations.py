@@ -83,10 +83,12 @@ async def run_now(
 
     async def send() -> tuple[int, dict[str, Any]]:
         client = await context.backends.temporal()
+        audit = context.backends.store.audit
         if kind == TASK_ID_PREFIX:
-            await run_task_now(client, workflow_id, ManualRun(payload=asked.payload, key=asked.key, force=asked.force))
+            await run_task_now(client, workflow_id, ManualRun(payload=asked.payload, key=asked.key, force=asked.force),
+                               audit=audit, actor="api")
         else:
-            await signal_heartbeat(client, workflow_id, SIGNAL_RUN_NOW)
+            await signal_heartbeat(client, workflow_id, SIGNAL_RUN_NOW, audit=audit, actor="api")
         return 202, RunNowSent(id=workflow_id, forced=asked.force).model_dump()
 
     return await answer_once(context.backends.store, target, route="run-now", key=checked_key(idempotency_key),

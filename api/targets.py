@@ -50,3 +50,16 @@ def rate_limited_target(target: Target, context: Context) -> AppTarget:
 
 
 RateLimitedTarget = Annotated[AppTarget, Depends(rate_limited_target)]
+
+
+def rate_limited_tenant(tenant: str = TENANT_PATH, context: Context = None) -> str:  # type: ignore[assignment]
+    """Dependency of `/v1/tenants/{tenant}/...` endpoints about the whole tenant: the checked id,
+    charged to the tenant's own allowance (apart from its apps')."""
+    problem = id_problem(tenant)
+    if problem:
+        raise InvalidField("tenant", problem)
+    charge_rate_limit(AppTarget(tenant, "*"), context)
+    return tenant
+
+
+RateLimitedTenant = Annotated[str, Depends(rate_limited_tenant)]

@@ -43,6 +43,9 @@ def tenant() -> None:
 @click.option("--model-cheap", metavar="MODEL", help="Model for the cheap tier.")
 @click.option("--model-standard", metavar="MODEL", help="Model for the standard tier.")
 @click.option("--model-premium", metavar="MODEL", help="Model for the premium tier.")
+@click.option("--price", "prices", metavar="MODEL=IN,OUT", multiple=True,
+              help="The tenant's price for a model the pricing library lacks, USD per million input and output"
+                   " tokens (repeatable).")
 def tenant_set(
     tenant_id: str,
     timezone: str | None,
@@ -50,6 +53,7 @@ def tenant_set(
     model_cheap: str | None,
     model_standard: str | None,
     model_premium: str | None,
+    prices: tuple[str, ...],
 ) -> None:
     """Create TENANT or change its settings; options not given keep their value.
 
@@ -58,6 +62,7 @@ def tenant_set(
       heartbeats tenant set acme
       heartbeats tenant set acme --timezone America/New_York
       heartbeats tenant set acme --provider openai --model-standard gpt-6.2-sol
+      heartbeats tenant set acme --price my-local-llm=0.5,1.5
     """
     saved = run_with_store(
         lambda store: set_tenant(
@@ -68,6 +73,7 @@ def tenant_set(
             model_cheap=model_cheap,
             model_standard=model_standard,
             model_premium=model_premium,
+            prices=prices,
         )
     )
     click.echo(

@@ -12,6 +12,7 @@ import sys
 import click
 
 from cli import (
+    budget_commands,
     data_commands,
     demo_command,
     handler_commands,
@@ -55,6 +56,7 @@ for command in (
     *ingress_commands.COMMANDS,
     *tasks_commands.COMMANDS,
     *handler_commands.COMMANDS,
+    *budget_commands.COMMANDS,
     *demo_command.COMMANDS,
 ):
     cli.add_command(command)

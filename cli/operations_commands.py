@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 
 from cli.output import JSON_OPTION, add_row, console, echo_json, table
-from cli.runner import run_with_client, run_with_store
+from cli.runner import run_with_client, run_with_store, run_with_temporal
 from client.checks import require_id
 from client.operations import (
     check_entity_id,
@@ -202,10 +202,19 @@ def runs_command(workflow_id: str, limit: int, as_json: bool) -> None:
     console().print(timeline)
 
 
+# Who the audit log names for an action taken with this CLI.
+OPERATOR = "operator:cli"
+
+
+async def _no_checks(_store: object) -> None:
+    return None
+
+
 def signal_command(name: str, signal: str, summary: str, after: str, detail: str) -> click.Command:
     def command(workflow_id: str) -> None:
         check_entity_id(workflow_id)
-        run_with_client(lambda client: signal_heartbeat(client, workflow_id, signal))
+        run_with_temporal(_no_checks, lambda client, store, _: signal_heartbeat(
+            client, workflow_id, signal, audit=store.audit, actor=OPERATOR))
         click.echo(f"sent {signal} to {workflow_id}: {after}")
 
     command.__doc__ = f"""{summary}
@@ -258,9 +267,11 @@ def run_now_command(workflow_id: str, force: bool, payload: str | None, key: str
     check_entity_id(workflow_id)
     if force or payload is not None or key is not None:
         run = ManualRun(payload=_json_option(payload, "--payload"), key=key, force=force)
-        run_with_client(lambda client: run_task_now(client, workflow_id, run))
+        run_with_temporal(_no_checks, lambda client, store, _: run_task_now(
+            client, workflow_id, run, audit=store.audit, actor=OPERATOR))
     else:
-        run_with_client(lambda client: signal_heartbeat(client, workflow_id, SIGNAL_RUN_NOW))
+        run_with_temporal(_no_checks, lambda client, store, _: signal_heartbeat(
+            client, workflow_id, SIGNAL_RUN_NOW, audit=store.audit, actor=OPERATOR))
     what = "a tick runs now" if workflow_id.startswith("heartbeat:") else "a run starts now, forced" if force \
         else "a run starts now"
     click.echo(f"sent {SIGNAL_RUN_NOW} to {workflow_id}: {what}; see `heartbeats runs ID`")

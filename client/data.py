@@ -7,17 +7,22 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from client.checks import require_tenant
+from providers.pricing import parse_price_option
 from store.models import Record, Tenant
 from store.store import Areas
 
 
-async def set_tenant(store: Areas, *, tenant: str, **settings: str | None) -> Tenant:
+async def set_tenant(store: Areas, *, tenant: str, prices: Sequence[str] = (), **settings: str | None) -> Tenant:
     """Create the tenant or change the settings given and not None (timezone, provider,
-    model_cheap, model_standard, model_premium); the others keep their value."""
-    return await store.tenants.upsert(tenant=tenant, **settings)
+    model_cheap, model_standard, model_premium); the others keep their value. `prices` are
+    `MODEL=IN,OUT` (USD per million tokens), added to the tenant's own prices."""
+    parsed = dict(parse_price_option(text) for text in prices)
+    own = {model: [str(price.input_usd_per_mtok), str(price.output_usd_per_mtok)] for model, price in parsed.items()}
+    return await store.tenants.upsert(tenant=tenant, prices=own or None, **settings)
 
 
 async def get_tenant(store: Areas, *, tenant: str) -> Tenant:

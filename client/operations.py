@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from temporalio.client import Client
 
     from store import Store
+    from store.spend import AuditLog
 
 # The signals an operator sends by name (reconfigure carries a config: the sync client sends it).
 OPERATOR_SIGNALS = tuple(name for name in HEARTBEAT_SIGNALS if name != SIGNAL_RECONFIGURE)
@@ -100,21 +101,30 @@ async def heartbeat_status(client: Client, workflow_id: str) -> tuple[HeartbeatS
     return answered, True
 
 
-async def signal_heartbeat(client: Client, workflow_id: str, signal: str) -> None:
-    """Send an operator signal (run_now, pause, resume, enable) to a running heartbeat or task."""
-    check_entity_id(workflow_id)
+async def signal_heartbeat(client: Client, workflow_id: str, signal: str, *, audit: AuditLog | None = None,
+                           actor: str = "operator") -> None:
+    """Send an operator signal (run_now, pause, resume, enable) to a running heartbeat or task; with
+    `audit`, the action is recorded in the tenant's audit log once the signal was accepted."""
+    _, tenant, *_ = check_entity_id(workflow_id)
     if signal not in OPERATOR_SIGNALS:
         raise InvalidInput(f"unknown signal {signal!r}; the operator signals are {', '.join(OPERATOR_SIGNALS)}")
     await signal_running(client, workflow_id, signal)
+    if audit is not None:
+        await audit.add(tenant=tenant, actor=actor, action=signal, target=workflow_id, detail={})
 
 
-async def run_task_now(client: Client, workflow_id: str, run: ManualRun) -> None:
+async def run_task_now(client: Client, workflow_id: str, run: ManualRun, *, audit: AuditLog | None = None,
+                       actor: str = "operator") -> None:
     """A task's manual trigger: one run now, with an optional payload (the case) and key; `force`
-    runs it even when its key was processed within the task's dedupe TTL."""
-    if check_entity_id(workflow_id)[0] != TASK_ID_PREFIX:
+    runs it even when its key was processed within the task's dedupe TTL (audited, with `audit`)."""
+    kind, tenant, *_ = check_entity_id(workflow_id)
+    if kind != TASK_ID_PREFIX:
         raise InvalidInput(f"{workflow_id} is a heartbeat: a payload, a key and --force apply to tasks only"
                            " (a heartbeat's run-now always runs)")
     await signal_running(client, workflow_id, SIGNAL_RUN_NOW, run)
+    if audit is not None:
+        await audit.add(tenant=tenant, actor=actor, action="run_now_forced" if run.force else SIGNAL_RUN_NOW,
+                        target=workflow_id, detail={"key": run.key, "force": run.force})
 
 
 async def heartbeat_runs(store: Store, workflow_id: str, *, limit: int) -> list[Receipt]:

@@ -82,3 +82,6 @@ class LlmResponse(_Message):
     model: str
     tokens_in: int = 0
     tokens_out: int = 0
+    # Prompt-cache tokens as the provider reports them (priced at cache prices in the ledger).
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0

@@ -155,6 +155,9 @@ class AgentStepRequest(_Message):
     definition: str | None = None
     # What the step is for: the protocol differs for a heartbeat tick, a task's run and a vision phase.
     purpose: TurnPurpose = "tick"
+    # The turn's id (workflows.turn): with `step`, the key its LLM call is charged under, the same for
+    # every retry. Empty in steps recorded before it existed: the tick's ids stand in.
+    turn_id: str = ""
 
 
 class AgentStepResult(LlmResponse):

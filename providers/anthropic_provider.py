@@ -151,11 +151,9 @@ def from_anthropic_message(message: Any, request: LlmRequest) -> LlmResponse:
         elif kind in _REPLAYED_BLOCK_TYPES:
             replayed.append(block.to_dict())
     usage = message.usage
-    tokens_in = (
-        (usage.input_tokens or 0)
-        + (getattr(usage, "cache_creation_input_tokens", None) or 0)
-        + (getattr(usage, "cache_read_input_tokens", None) or 0)
-    )
+    cache_write = getattr(usage, "cache_creation_input_tokens", None) or 0
+    cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
+    tokens_in = (usage.input_tokens or 0) + cache_write + cache_read  # every input token, cached or not
     fields: dict[str, Any] = {
         "text": "\n".join(t for t in texts if t),
         "tool_calls": calls,
@@ -164,6 +162,8 @@ def from_anthropic_message(message: Any, request: LlmRequest) -> LlmResponse:
         "model": message.model or request.model,
         "tokens_in": tokens_in,
         "tokens_out": usage.output_tokens or 0,
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": cache_write,
     }
     if replayed and PROVIDER_BLOCKS_FIELD in LlmResponse.model_fields:
         fields[PROVIDER_BLOCKS_FIELD] = replayed

@@ -149,9 +149,16 @@ def from_openai_completion(completion: Any, request: LlmRequest) -> LlmResponse:
         stop_reason=stop,
         provider=PROVIDER,
         model=completion.model or request.model,
-        tokens_in=(usage.prompt_tokens or 0) if usage else 0,
+        tokens_in=(usage.prompt_tokens or 0) if usage else 0,  # cached tokens included
         tokens_out=(usage.completion_tokens or 0) if usage else 0,
+        cache_read_tokens=_cached_tokens(usage),
     )
+
+
+def _cached_tokens(usage: Any) -> int:
+    """Prompt tokens OpenAI served from its automatic cache (absent on older or compatible servers)."""
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    return (getattr(details, "cached_tokens", None) or 0) if details else 0
 
 
 def _tool_call(call: Any) -> ToolCall:

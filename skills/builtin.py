@@ -19,6 +19,7 @@ from contract.job import MAX_ACTIVE_JOBS_PER_AGENT, MAX_JOBS_CREATED_PER_RUN
 from contract.llm import ChatMessage, LlmRequest
 from contract.messages import MAX_TOKENS_PER_CALL
 from contract.task import MAX_CASE_PAYLOAD_CHARS, DelegatedCase, TaskConfig, case_key
+from providers.charging import charging_for
 from providers.gateway import Caller, call_llm
 from providers.routing import resolve_for_tenant
 from skills.registry import Skill, SkillContext, ToolSpec
@@ -347,7 +348,11 @@ async def _team_delegate(ctx: SkillContext, args: dict[str, Any]) -> dict[str, A
             messages=[ChatMessage(role="user", content=question)],
             max_tokens=MAX_TOKENS_PER_CALL,
         ),
-        caller=Caller(tenant=ctx.tenant, app=ctx.app, agent=target, workflow_id=ctx.workflow_id, purpose="delegate"),
+        # Charged to the asking agent's run, under the tool call's own key (one ledger row per call).
+        caller=Caller(tenant=ctx.tenant, app=ctx.app, agent=ctx.agent, workflow_id=ctx.workflow_id,
+                      purpose="delegate", call_key=f"{ctx.idempotency_key}/delegate" if ctx.idempotency_key else ""),
+        charging=charging_for(ctx.store.spend, caller, ctx.workflow_id, timezone=tenant.timezone if tenant else "UTC",
+                              prices=tenant.prices if tenant else {}),
     )
     return {
         "agent": target,

@@ -17,6 +17,7 @@ from temporalio.common import RawValue
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from contract.budget import BUDGET_REFUSALS
     from contract.heartbeat import MAX_CONSECUTIVE_FAILURES
     from contract.messages import ReceiptRequest, TickRef, WakeVisionRequest
     from contract.names import RECORD_RECEIPT, SIGNAL_ENABLE, SIGNAL_PAUSE, SIGNAL_RESUME, WAKE_VISION
@@ -106,12 +107,19 @@ class EntityWorkflow:
             self._publish_search_attributes()
 
     async def _record_failure(self, tick: TickRef, failure: FailureError, *, started: datetime, **fields) -> None:
+        reason = error_type(failure)
+        if reason in BUDGET_REFUSALS:
+            # A ceiling refused the call (the day's, or the agent's month): not a failure of the work.
+            # (This error type did not exist before budgets: no recorded history takes this branch.)
+            await self._receipt(tick, "refused", reason=reason, error=error_text(failure),
+                                duration_ms=milliseconds(workflow.now() - started), **fields)
+            return
         self._failure_count += 1
         if self._failure_count >= MAX_CONSECUTIVE_FAILURES and self._status == "active":
             self._status = "disabled"
             workflow.logger.warning("%s disabled after %d consecutive failures", tick.heartbeat_id, self._failure_count)
         self._publish_search_attributes()
-        await self._receipt(tick, "failed", reason=error_type(failure), error=error_text(failure),
+        await self._receipt(tick, "failed", reason=reason, error=error_text(failure),
                             duration_ms=milliseconds(workflow.now() - started), **fields)
 
     async def _receipt(self, tick: TickRef, outcome: str, **fields) -> None:

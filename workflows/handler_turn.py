@@ -2,7 +2,7 @@
 COMPLETE_TICK with the incoming message, so the message and the reply land in the conversation
 together, with the receipt, in one store transaction.
 
-A failed turn leaves a `failed` receipt and raises HandlerTurnFailed: there is no entity to disable,
+A failed turn leaves a `failed` receipt (`refused` when a budget ceiling refused it) and raises HandlerTurnFailed: there is no entity to disable,
 the caller (the chat's update, the inbound workflow) says what failed.
 """
 
@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from contract.budget import BUDGET_REFUSALS
     from contract.messages import AgentReply, CompleteTickRequest, ReceiptRequest, TickCompletion, TickRef
     from contract.names import COMPLETE_TICK, RECORD_RECEIPT
     from contract.vocabulary import ConversationMode, ModelTier
@@ -69,11 +70,12 @@ async def run_handler_turn(turn: HandlerTurn) -> AgentReply:
 
 
 async def _failed_receipt(tick: TickRef, reason: str, error: str, duration_ms: int) -> None:
+    outcome = "refused" if reason in BUDGET_REFUSALS else "failed"  # a ceiling, not a fault of the work
     try:
         await workflow.execute_local_activity(
-            RECORD_RECEIPT, ReceiptRequest(tick=tick, outcome="failed", reason=reason, error=error,
+            RECORD_RECEIPT, ReceiptRequest(tick=tick, outcome=outcome, reason=reason, error=error,
                                            duration_ms=duration_ms),
-            summary=f"receipt failed ({reason})", **STORE_ACTIVITY)
+            summary=f"receipt {outcome} ({reason})", **STORE_ACTIVITY)
     except FailureError as failure:
         if is_cancellation(failure):
             raise

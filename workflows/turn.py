@@ -77,7 +77,7 @@ async def run_agent_turn(turn: AgentTurn) -> AgentReply:
             AgentStepRequest(tick=tick, step=step, prompt=turn.prompt, rows=turn.rows, truncated=turn.truncated,
                              model_tier=turn.model_tier, conversation_mode=turn.conversation_mode,
                              turn=[message.model_dump(mode="json") for message in messages],
-                             definition=definition, purpose=turn.purpose),
+                             definition=definition, purpose=turn.purpose, turn_id=turn_id),
             result_type=AgentStepResult,
             summary=turn.summary if step == 0 and turn.summary else label if step == 0 else f"{label} step {step + 1}",
             **AGENT_ACTIVITY,

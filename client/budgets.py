@@ -1,0 +1,104 @@
+"""Budgets from the outside: what was spent, the operator queue, and the audit log. For the CLI and
+the HTTP API.
+
+    lines = await spend(store, tenant="acme", by="day")
+    item = await resolve_item(store, tenant="acme", item_id=3, approve=True, approve_once=True, actor="operator:cli")
+
+A monthly hold (an agent whose calls reached its `monthly_usd`) is one queue item. Approving it
+takes one of two decisions, both audited: `approve_once` waives the ceiling for the rest of the
+tenant-local month; `raise_monthly_usd` replaces the manifest's ceiling for the agent. Either lifts
+the hold at once: the agent's heartbeats and tasks run again at their next due time. Rejecting it
+closes the item and leaves the ceiling as it is (the agent's next call over it is held again).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from client.checks import require_id, require_tenant
+from contract.budget import QUEUE_BUDGET_MONTHLY, nano_usd
+from contract.errors import Conflict, InvalidInput, NotFound
+from store import Store
+from store.spend import GROUPS, AuditEntry, QueueItem, SpendGroup, SpendLine
+
+__all__ = ["AuditEntry", "QueueItem", "SpendLine", "audit_log", "queue_items", "resolve_item", "spend"]
+
+
+async def spend(store: Store, *, tenant: str, by: SpendGroup = "day", app: str | None = None,
+                agent: str | None = None, since: date | None = None) -> list[SpendLine]:
+    """The tenant's settled spend grouped by day, task (workflow ID), agent or model."""
+    require_id(tenant, "tenant")
+    if by not in GROUPS:
+        raise InvalidInput(f"--by must be one of {', '.join(GROUPS)} (got {by!r})")
+    for what, value in (("app", app), ("agent", agent)):
+        if value is not None:
+            require_id(value, what)
+    await require_tenant(store, tenant)
+    return await store.spend.summary(tenant=tenant, by=by, app=app, agent=agent,
+                                     since_day=since.isoformat() if since else None)
+
+
+async def queue_items(store: Store, *, tenant: str | None = None, status: str | None = "open") -> list[QueueItem]:
+    if tenant is not None:
+        require_id(tenant, "tenant")
+        await require_tenant(store, tenant)
+    if status not in (None, "open", "approved", "rejected"):
+        raise InvalidInput(f"status must be open, approved or rejected (got {status!r})")
+    return await store.queue.list(tenant=tenant, status=status)
+
+
+async def resolve_item(store: Store, *, tenant: str, item_id: int, approve: bool, actor: str,
+                       raise_monthly_usd: Decimal | str | None = None, approve_once: bool = False,
+                       now: datetime | None = None) -> QueueItem:
+    """Resolve an open item of the tenant: NotFound when it has no such item, Conflict when it was
+    resolved already, InvalidInput when the decision does not fit the item."""
+    require_id(tenant, "tenant")
+    found_tenant = await require_tenant(store, tenant)
+    item = await store.queue.get(tenant=tenant, item_id=item_id)
+    if item is None:
+        raise NotFound(f"tenant {tenant!r} has no queue item {item_id} (heartbeats queue list --tenant {tenant})")
+    if item.status != "open":
+        raise Conflict(f"queue item {item_id} was already resolved ({item.status} by {item.resolved_by})")
+    raised = _usd(raise_monthly_usd) if raise_monthly_usd is not None else None
+    if not approve and (raised is not None or approve_once):
+        raise InvalidInput("--reject takes no --raise-monthly-usd or --approve-once")
+    resolution: dict[str, Any] = {"decision": "approve" if approve else "reject"}
+    monthly_nano = waive = None
+    if approve and item.kind == QUEUE_BUDGET_MONTHLY:
+        if (raised is None) == (not approve_once):
+            raise InvalidInput("approving a monthly budget hold takes exactly one of --raise-monthly-usd X or"
+                               " --approve-once")
+        if raised is not None:
+            monthly_nano = nano_usd(raised)
+            resolution["raise_monthly_usd"] = str(raised)
+        else:
+            local = (now or datetime.now(UTC)).astimezone(ZoneInfo(found_tenant.timezone))
+            waive = local.strftime("%Y-%m")
+            resolution["approve_once"] = waive
+    resolved = await store.queue.resolve(tenant=tenant, item_id=item_id, status="approved" if approve else "rejected",
+                                         actor=actor, resolution=resolution, monthly_nano=monthly_nano,
+                                         waive_month=waive)
+    if resolved is None:  # resolved by someone else in between
+        raise Conflict(f"queue item {item_id} was already resolved")
+    return resolved
+
+
+async def audit_log(store: Store, *, tenant: str, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
+    require_id(tenant, "tenant")
+    await require_tenant(store, tenant)
+    if not 1 <= limit <= 1000:
+        raise InvalidInput(f"--limit must be between 1 and 1000 (got {limit})")
+    return await store.audit.list(tenant=tenant, limit=limit, action=action)
+
+
+def _usd(value: Decimal | str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidInput(f"--raise-monthly-usd: {value!r} is not an amount of USD") from None
+    if not amount.is_finite() or amount <= 0 or amount > 1_000_000:
+        raise InvalidInput(f"--raise-monthly-usd: must be more than 0 and at most 1,000,000 USD (got {value})")
+    return amount
