@@ -11,11 +11,18 @@ port, a daemon thread. Any thread or process of the test can call it (a Temporal
         ...
         body = server.requests_to("anthropic")[0].body
 
-Endpoints: POST /v1/messages (Anthropic), POST /v1/chat/completions (OpenAI); anything else is 404.
+Endpoints: POST /v1/messages (Anthropic), POST /v1/chat/completions (OpenAI), POST
+/v1/messages/count_tokens (Anthropic's token count); anything else is 404.
 Each endpoint has its own queue of scripted replies, answered in order. A reply is a `Reply` or a
 callable taking the `RecordedRequest` and returning one (for tests that do not know the number of
 calls). When a queue is empty the `fallback` answers (default: a 400 naming the problem, which our
 providers map to a non-retryable error, so a test that under-scripts fails fast and legibly).
+
+The token count is the exception: unscripted, it answers `{"input_tokens": loopback_token_count(body)}`
+(a deterministic count a test can recompute), so a test that never thinks of it still gets an
+answer. `script_anthropic_count(error_reply(404))` makes it fail (a compatible server without the
+endpoint); a scripted 200 reply answers its `tokens_in`. Its requests are recorded as api
+"anthropic_count" (`requests_to("anthropic")` lists only the Messages calls).
 
 With `api_key` set, a request carrying another key (`x-api-key` / `Authorization: Bearer`) gets
 401 before the script is consulted, with a body that quotes the key it received, as OpenAI's does
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -35,10 +43,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-Api = Literal["anthropic", "openai"]
+Api = Literal["anthropic", "openai", "anthropic_count"]
 ANTHROPIC_PATH = "/v1/messages"
+ANTHROPIC_COUNT_PATH = "/v1/messages/count_tokens"
 OPENAI_PATH = "/v1/chat/completions"
-_PATHS: dict[str, Api] = {ANTHROPIC_PATH: "anthropic", OPENAI_PATH: "openai"}
+_PATHS: dict[str, Api] = {ANTHROPIC_PATH: "anthropic", OPENAI_PATH: "openai", ANTHROPIC_COUNT_PATH: "anthropic_count"}
+# The parts of a count request the loopback count covers, as the Messages API names them.
+_COUNTED_FIELDS = ("system", "messages", "tools")
+LOOPBACK_CHARS_PER_TOKEN = 4
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,8 @@ class ProviderServer:
             400, "provider_server: no scripted reply left for this request"
         )
         self._lock = threading.Lock()
-        self._queues: dict[Api, deque[ReplySource]] = {"anthropic": deque(), "openai": deque()}
+        self._queues: dict[Api, deque[ReplySource]] = {"anthropic": deque(), "openai": deque(),
+                                                        "anthropic_count": deque()}
         self._requests: list[RecordedRequest] = []
         self._ids = itertools.count(1)
         self._httpd: ThreadingHTTPServer | None = None
@@ -181,6 +194,10 @@ class ProviderServer:
     def script_openai(self, *replies: ReplySource) -> None:
         self._script("openai", replies)
 
+    def script_anthropic_count(self, *replies: ReplySource) -> None:
+        """Replies for POST /v1/messages/count_tokens; unscripted it answers `loopback_token_count`."""
+        self._script("anthropic_count", replies)
+
     def _script(self, api: Api, replies: tuple[ReplySource, ...]) -> None:
         with self._lock:
             self._queues[api].extend(replies)
@@ -214,7 +231,12 @@ class ProviderServer:
             if self.api_key is not None and request.api_key != self.api_key:
                 return error_reply(401, f"Incorrect API key provided: {request.api_key}.")
             queue = self._queues[request.api]
-            source = queue.popleft() if queue else self.fallback
+            if queue:
+                source = queue.popleft()
+            elif request.api == "anthropic_count":
+                source = Reply(tokens_in=loopback_token_count(request.body))
+            else:
+                source = self.fallback
         return source(request) if callable(source) else source
 
     def next_id(self, prefix: str) -> str:
@@ -268,6 +290,24 @@ def render_anthropic(reply: Reply, request: RecordedRequest, server: ProviderSer
     }
 
 
+def loopback_token_count(body: Any) -> int:
+    """The count the loopback's count endpoint answers: ceil(characters / 4) over the compact JSON of
+    the body's system, messages and tools (what the Messages API counts). Deterministic, not a tokenizer."""
+    fields = body if isinstance(body, dict) else {}
+    chars = sum(
+        len(json.dumps(fields[name], separators=(",", ":"), ensure_ascii=False))
+        for name in _COUNTED_FIELDS
+        if name in fields
+    )
+    return math.ceil(chars / LOOPBACK_CHARS_PER_TOKEN)
+
+
+def render_anthropic_count(reply: Reply, request: RecordedRequest, server: ProviderServer) -> dict[str, Any]:
+    if reply.status != 200:
+        return render_anthropic(reply, request, server)  # the same error body as the Messages API
+    return {"input_tokens": reply.tokens_in}
+
+
 def render_openai(reply: Reply, request: RecordedRequest, server: ProviderServer) -> dict[str, Any]:
     if reply.status != 200:
         kind = _OPENAI_ERROR_TYPES.get(reply.status, "server_error" if reply.status >= 500 else "invalid_request_error")
@@ -298,6 +338,13 @@ def render_openai(reply: Reply, request: RecordedRequest, server: ProviderServer
             "total_tokens": reply.tokens_in + reply.tokens_out,
         },
     }
+
+
+_RENDERERS: dict[Api | None, Callable[[Reply, RecordedRequest, ProviderServer], dict[str, Any]]] = {
+    "anthropic": render_anthropic,
+    "openai": render_openai,
+    "anthropic_count": render_anthropic_count,
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -334,7 +381,7 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.raw_body is not None:
             payload = reply.raw_body
         else:
-            render = render_anthropic if api == "anthropic" else render_openai
+            render = _RENDERERS.get(api, render_openai)  # no endpoint (404): OpenAI's error shape, as before
             payload = json.dumps(render(reply, request, server)).encode()
         try:
             self.send_response(reply.status)
