@@ -87,7 +87,8 @@ async def call_llm(request: LlmRequest, *, caller: Caller, timeout: float | None
         if error.non_retryable:  # refused for good: nothing was spent (a retryable error is retried)
             await charging.ledger.release(entry)
         raise
-    cost = cost_usd(response.provider, response.model, tokens_in=response.tokens_in, tokens_out=response.tokens_out,
+    # Priced by the model asked for: a provider may answer with a dated name a tenant's price lacks.
+    cost = cost_usd(request.provider, request.model, tokens_in=response.tokens_in, tokens_out=response.tokens_out,
                     cache_read_tokens=response.cache_read_tokens, cache_write_tokens=response.cache_write_tokens,
                     tenant_prices=charging.tenant_prices)
     await charging.ledger.settle(entry, tokens_in=response.tokens_in, tokens_out=response.tokens_out,
