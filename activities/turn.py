@@ -71,7 +71,7 @@ async def run_agent_step(store: Store, skills: SkillRegistry, request: AgentStep
     )
     turn_id = request.turn_id or f"{tick.heartbeat_id}/{tick.tick_id}"
     caller = Caller(tenant=tick.tenant, app=tick.app, agent=tick.agent, workflow_id=tick.heartbeat_id,
-                    purpose=request.purpose, call_key=f"{turn_id}/{request.step}")
+                    purpose=request.purpose, call_key=f"{turn_id}/{request.step}", at=tick.at)
     response = await call_llm(llm_request, caller=caller,
                               charging=charging_for(store.spend, spec, tick.heartbeat_id,
                                                     timezone=tenant.timezone if tenant else "UTC",

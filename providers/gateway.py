@@ -58,6 +58,9 @@ class Caller:
     workflow_id: str  # the run the call serves: heartbeat:..., task:..., chat:..., vision:...
     purpose: str  # tick, task, job, chat, inbound, vision (a turn's purpose), or delegate
     call_key: str = ""  # one logical call: the same for each retry of it (the ledger's key)
+    # When the run was woken (a tick's due time): the tenant-local day and month it is charged to. A
+    # retry later the same night still counts to the day of its tick; None: now.
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ async def _admit(request: LlmRequest, caller: Caller, charging: Charging, entry:
 
 
 def _entry(request: LlmRequest, caller: Caller, budget: Budget) -> SpendEntry:
-    local = datetime.now(UTC).astimezone(ZoneInfo(budget.timezone))
+    local = (caller.at or datetime.now(UTC)).astimezone(ZoneInfo(budget.timezone))
     return SpendEntry(tenant=caller.tenant, app=caller.app, agent=caller.agent, workflow_id=caller.workflow_id,
                       purpose=caller.purpose, call_key=caller.call_key or f"{caller.workflow_id}/{time.time_ns()}",
                       provider=request.provider, model=request.model, local_day=local.date().isoformat(),

@@ -350,7 +350,8 @@ async def _team_delegate(ctx: SkillContext, args: dict[str, Any]) -> dict[str, A
         ),
         # Charged to the asking agent's run, under the tool call's own key (one ledger row per call).
         caller=Caller(tenant=ctx.tenant, app=ctx.app, agent=ctx.agent, workflow_id=ctx.workflow_id,
-                      purpose="delegate", call_key=f"{ctx.idempotency_key}/delegate" if ctx.idempotency_key else ""),
+                      purpose="delegate", call_key=f"{ctx.idempotency_key}/delegate" if ctx.idempotency_key else "",
+                      at=ctx.now),
         charging=charging_for(ctx.store.spend, caller, ctx.workflow_id, timezone=tenant.timezone if tenant else "UTC",
                               prices=tenant.prices if tenant else {}),
     )

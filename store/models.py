@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Self
 
 from sqlalchemy.engine import Row
@@ -200,5 +201,12 @@ class Receipt(FromRow):
     cases: int = 0  # a task's: what the firing brought, how many were already processed, dedupe bypassed
     duplicates: int = 0
     forced: bool = False
+    nano_usd: int | None = None  # what its LLM calls cost; None: none made, or one unpriced
+
+    def to_json(self) -> dict[str, Any]:
+        body = JsonForm.to_json(self)
+        nano = body.pop("nano_usd")
+        body["usd"] = None if nano is None else f"{Decimal(nano) / Decimal(1_000_000_000):.6f}"
+        return body
 
 

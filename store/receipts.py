@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 
 from contract.names import parse_receipt_workflow_id
 from contract.vocabulary import OUTCOMES
@@ -21,9 +22,10 @@ from store.checks import (
 from store.db import Area
 from store.errors import StoreError
 from store.models import Receipt
-from store.tables import ReceiptRow
+from store.tables import ReceiptRow, SpendRow
 
 receipts: Table = ReceiptRow.__table__  # type: ignore[assignment]
+ledger: Table = SpendRow.__table__  # type: ignore[assignment]
 
 MAX_ERROR_LENGTH = 8000  # a receipt keeps the start of a long error (a whole traceback is noise)
 MAX_REPLY_EXCERPT = 1000  # a receipt keeps the start of the agent's reply; the thread has all of it
@@ -103,7 +105,8 @@ class Receipts(Area):
             .returning(receipts.c.id)
         )
         async with self._db.write() as conn:
-            inserted = (await conn.execute(insert)).first()
+            values["nano_usd"] = await _tick_cost(conn, tenant, heartbeat_id, values["tick_id"])
+            inserted = (await conn.execute(insert.values(nano_usd=values["nano_usd"]))).first()
         return inserted is not None
 
     async def list(self, *, tenant: str, heartbeat_id: str, limit: int = 20) -> list[Receipt]:
@@ -118,3 +121,15 @@ class Receipts(Area):
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
         return [Receipt.from_row(row) for row in rows]
+
+
+async def _tick_cost(conn: Any, tenant: str, heartbeat_id: str, tick_id: str) -> int | None:
+    """What the tick's LLM calls cost, from the spend ledger: every call of its turn (and the tool
+    calls' own LLM calls) is keyed `{heartbeat_id}/{tick_id}/...`. None when it made no call, or
+    one of them has no known price."""
+    prefix = f"{heartbeat_id}/{tick_id}/"
+    query = select(func.count(), func.count(ledger.c.nano_usd), func.coalesce(func.sum(ledger.c.nano_usd), 0)).where(
+        ledger.c.tenant_id == tenant, ledger.c.call_key.startswith(prefix, autoescape=True),
+        ledger.c.status == "settled")
+    calls, priced, total = (await conn.execute(query)).one()
+    return int(total) if calls and calls == priced else None

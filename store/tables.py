@@ -230,6 +230,8 @@ class ReceiptRow(Base):
     cases: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     forced: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # What the tick's LLM calls cost (nano-USD, from the spend ledger); None: no call, or one unpriced.
+    nano_usd: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class OutboxRow(Base):

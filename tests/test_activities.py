@@ -317,6 +317,7 @@ async def test_empty_prefilter_writes_one_skipped_receipt_even_when_retried(stor
         "cases": 0,
         "duplicates": 0,
         "forced": False,
+        "usd": None,  # a no-op tick: no LLM call, nothing in the spend ledger
     }
 
 

@@ -52,10 +52,20 @@ agents:
         invoke_always: true
         prompt: Work.
         {heartbeat_budget}
+      - slug: idle
+        skill: _internal_app_records
+        tool: query
+        params: {{record_type: nothing_here}}
+        schedule_type: weekly
+        time_of_day: "04:00"
+        day_of_week: 3
+        prompt: Only when there are records.
+        {heartbeat_budget}
 """
 
 
 LOOP = heartbeat_workflow_id(TENANT, APP, "greedy", "loop")
+IDLE = heartbeat_workflow_id(TENANT, APP, "greedy", "idle")
 
 
 def greedy(_request) -> Reply:
@@ -75,21 +85,22 @@ def provider(monkeypatch, provider_name):
         yield server
 
 
-async def run_ticks(client, store, count: int) -> list:
-    before = len(await heartbeat_runs_or_empty(store))
+async def run_ticks(client, store, count: int, workflow_id: str = LOOP) -> list:
+    """Run the heartbeat `count` times, one after the other; all its receipts, oldest first."""
+    before = len(await receipts_of(store, workflow_id))
     for index in range(count):
-        await client.get_workflow_handle(LOOP).signal("run_now")
+        await client.get_workflow_handle(workflow_id).signal("run_now")
         for _ in range(600):  # a guard against waiting forever, not a speed requirement
-            if len(await heartbeat_runs_or_empty(store)) >= before + index + 1:
+            if len(await receipts_of(store, workflow_id)) >= before + index + 1:
                 break
             await asyncio.sleep(0.1)
-    return list(reversed(await heartbeat_runs_or_empty(store)))
+    return list(reversed(await receipts_of(store, workflow_id)))
 
 
-async def heartbeat_runs_or_empty(store) -> list:
+async def receipts_of(store, workflow_id: str) -> list:
     from contract.errors import NotFound
     try:
-        return await heartbeat_runs(store, LOOP, limit=100)
+        return await heartbeat_runs(store, workflow_id, limit=100)
     except NotFound:
         return []
 
@@ -157,6 +168,16 @@ async def test_monthly_ceiling_holds_the_agent_until_approved(tmp_path, provider
         provider.fallback = lambda _r: Reply(text="HEARTBEAT_OK")
         [after] = (await run_ticks(client, store, 1))[-1:]
         assert after.outcome in ("suppressed", "substantive") and provider_calls(provider, provider_name) > calls
+
+
+async def test_a_no_op_tick_makes_no_call_and_no_ledger_row(tmp_path, provider, provider_name):
+    async with tenant_store(tmp_path, TENANT) as store, dev_server(tmp_path) as (client, _), \
+            running_worker(client, store):
+        await installed(client, store, provider_name, agent_budget="budget: {monthly_usd: 5}",
+                        heartbeat_budget="budget: {daily_usd: 1}")
+        found = await run_ticks(client, store, 3, IDLE)
+        assert [(r.outcome, r.reason, r.to_json()["usd"]) for r in found] == [("skipped", "prefilter_empty", None)] * 3
+        assert provider.requests == [] and await store.spend.summary(tenant=TENANT, by="task") == []
 
 
 async def test_unpriced_model_fails_closed(tmp_path, provider, provider_name):

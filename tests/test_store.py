@@ -734,7 +734,26 @@ async def test_receipts_are_idempotent_per_tick(store: Store) -> None:
         "cases": 0,
         "duplicates": 0,
         "forced": False,
+        "usd": None,  # no LLM call in the ledger for this tick
     }
+
+
+async def test_receipts_carry_the_ticks_cost_from_the_ledger(store: Store) -> None:
+    from contract.budget import SpendEntry, nano_usd
+
+    def call(key: str, model: str = "gpt-5-mini") -> SpendEntry:
+        return SpendEntry(tenant="acme", app="sales", agent="outreach", workflow_id=HEARTBEAT, purpose="tick",
+                          call_key=key, provider="openai", model=model, local_day="2025-03-01", local_month="2025-03")
+
+    for key, cost in ((f"{HEARTBEAT}/t1/0", "0.25"), (f"{HEARTBEAT}/t1/0/1/delegate", "0.5"),
+                      (f"{HEARTBEAT}/t11/0", "7"), (f"{HEARTBEAT}/t2/0", None)):
+        await store.spend.settle(call(key), tokens_in=1, tokens_out=1, cache_read_tokens=0, cache_write_tokens=0,
+                                 cost_nano=None if cost is None else nano_usd(cost))
+    for tick in ("t1", "t2", "t3"):
+        await store.receipts.add(**_receipt(tick_id=tick))
+    found = {r.tick_id: r.to_json()["usd"] for r in await store.receipts.list(tenant="acme", heartbeat_id=HEARTBEAT)}
+    # t1: its own calls only (not t11's); t2: a call without a price; t3: no call at all.
+    assert found == {"t1": "0.750000", "t2": None, "t3": None}
 
 
 async def test_receipts_list_newest_first_with_limit(store: Store) -> None:

@@ -1,5 +1,5 @@
-"""Budgets: the spend ledger, operators' budget overrides, the operator queue, the audit log, and
-tenants' own model prices.
+"""Budgets: the spend ledger, operators' budget overrides, the operator queue, the audit log,
+tenants' own model prices, and what each receipt's tick cost.
 
 Revision ID: 0007
 Revises: 0006
@@ -29,6 +29,7 @@ _AUTO_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 def upgrade() -> None:
     op.add_column("tenants", sa.Column("prices", _NULLABLE_JSON, nullable=True))
+    op.add_column("receipts", sa.Column("nano_usd", sa.BigInteger(), nullable=True))
     op.create_table(
         "spend_ledger",
         sa.Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
@@ -109,5 +110,7 @@ def downgrade() -> None:
     op.drop_table("operator_queue")
     op.drop_table("budget_overrides")
     op.drop_table("spend_ledger")
+    with op.batch_alter_table("receipts") as batch:
+        batch.drop_column("nano_usd")
     with op.batch_alter_table("tenants") as batch:
         batch.drop_column("prices")
