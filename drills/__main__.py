@@ -1,6 +1,6 @@
 """`python -m drills [NAME...]`: run the crash drills and print, per drill, ticks due / completed /
-duplicated; exit 1 unless every drill passes. NAMEs: prefilter, llm, tool, server, catchup,
-database (default: all; catchup takes about 7 minutes)."""
+duplicated; exit 1 unless every drill passes. NAMEs: prefilter, llm, tool, job, ledger,
+server, catchup, database (default: all; catchup takes about 7 minutes)."""
 
 from __future__ import annotations
 

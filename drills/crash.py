@@ -10,6 +10,7 @@ side effect more than once), and checks the heartbeat is still active with no fa
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from client.jobs import create_task
 from contract.names import heartbeat_workflow_id
 from contract.vocabulary import iso_utc
 from drills.database import drill_database_outage
-from drills.provider_server import text_reply, tool_reply
+from drills.provider_server import Reply, text_reply, tool_reply
 from drills.rig import MANIFEST, DrillResult, Rig
 from manifest.loader import parse_manifest
 from schedule import next_fire
@@ -157,6 +158,51 @@ async def drill_kill_during_runtime_task(rig: Rig) -> DrillResult:
     return result
 
 
+async def drill_kill_after_the_provider_answered(rig: Rig) -> DrillResult:
+    """SIGKILL between the provider's answer and the LLM activity's completion (its ledger write held
+    back by a lock on the store): the retried call is recorded in the spend ledger once."""
+    result, started = DrillResult("worker SIGKILL after the provider answered (spend ledger)"), time.monotonic()
+    heartbeat = await rig.install("ledger", budget="budget: {daily_usd: 10}")
+    assert rig.store is not None
+    rig.provider.reset()
+    database = rig.folder / "store.db"
+    held: list[sqlite3.Connection] = []
+
+    def answer_then_hold_the_store(_request: object) -> Reply:
+        # Runs in the provider server as it answers: from now on the worker's settlement waits.
+        if not held:
+            lock = sqlite3.connect(database, timeout=30, isolation_level=None, check_same_thread=False)
+            lock.execute("BEGIN IMMEDIATE")
+            held.append(lock)
+        return text_reply("HEARTBEAT_OK", tokens_in=5_000, tokens_out=20)
+
+    rig.provider.fallback = answer_then_hold_the_store
+    assert rig.client is not None
+    await rig.client.get_workflow_handle(heartbeat).signal("run_now")
+
+    async def answered() -> bool:
+        return bool(held)
+
+    if not await rig.wait_for(answered, timeout=30):
+        result.problems.append("the provider was never called")
+    await asyncio.sleep(1.0)  # the worker has the answer and waits on the store
+    rig.kill_worker()
+    for lock in held:
+        lock.execute("ROLLBACK")
+        lock.close()
+    await _finish(rig, result, "ledger", heartbeat, due=1)
+    rows = await rig.store.spend.calls(tenant="ledger", workflow_id=heartbeat)
+    calls = len(rig.provider.requests_to("openai"))
+    if len(rows) != 1 or rows[0]["status"] != "settled" or rows[0]["nano_usd"] is None:
+        result.problems.append(f"ledger rows {[(r['call_key'], r['status'], r['nano_usd']) for r in rows]}"
+                               " (expected one settled row)")
+        result.duplicated += max(0, len(rows) - 1)
+    if calls < 2:
+        result.problems.append(f"{calls} provider call(s): the retry never called again")
+    result.seconds = time.monotonic() - started
+    return result
+
+
 async def drill_restart_server(rig: Rig, heartbeats: dict[str, str]) -> DrillResult:
     """Stop the dev server (SQLite file kept) with the worker running, start it again: every heartbeat
     is still running, every receipt is still there, and a new tick of each completes exactly once."""
@@ -248,7 +294,8 @@ async def run_crash_drills(folder: Path, *, names: list[str] | None = None,
         for name, drill, tenant in (("prefilter", drill_kill_during_prefilter, "prefilter"),
                                     ("llm", drill_kill_during_llm_call, "llm"),
                                     ("tool", drill_kill_between_tool_and_llm, "tools"),
-                                    ("job", drill_kill_during_runtime_task, "job")):
+                                    ("job", drill_kill_during_runtime_task, "job"),
+                                    ("ledger", drill_kill_after_the_provider_answered, "ledger")):
             if names and name not in names:
                 continue
             results.append(await drill(rig))

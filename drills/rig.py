@@ -56,6 +56,7 @@ agents:
         params: {params}
         interval_minutes: {interval}
         invoke_always: true
+        {budget}
 """
 
 
@@ -161,12 +162,13 @@ class Rig:
     # -- helpers for drills ----------------------------------------------------------------
 
     async def install(self, tenant: str, *, skill: str = "_internal_app_records", tool: str = "query",
-                      params: str = "{record_type: kpi}", interval: int = 60) -> str:
+                      params: str = "{record_type: kpi}", interval: int = 60, budget: str = "") -> str:
         assert self.store is not None and self.client is not None
         await self.store.tenants.upsert(tenant=tenant, timezone="UTC", provider="openai")
         await self.store.records.put(tenant=tenant, app="drills", record_type="kpi", record_id="signups",
                                     data={"metric": "signups", "value": 182})
-        manifest = parse_manifest(MANIFEST.format(skill=skill, tool=tool, params=params, interval=interval))
+        manifest = parse_manifest(MANIFEST.format(skill=skill, tool=tool, params=params, interval=interval,
+                                                  budget=budget))
         await install_manifests(self.client, self.store, [LoadedManifest(Path(f"{tenant}.yaml"), manifest)],
                                 tenant=tenant)
         return heartbeat_workflow_id(tenant, "drills", "bot", "tick")

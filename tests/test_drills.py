@@ -51,6 +51,13 @@ async def test_a_worker_killed_mid_runtime_task_neither_loses_nor_duplicates_its
     assert (result.due, result.completed, result.duplicated) == (1, 1, 0)
 
 
+async def test_a_worker_killed_after_the_provider_answered_leaves_one_ledger_row(tmp_path):
+    lines: list[str] = []
+    [result] = await run_crash_drills(tmp_path, names=["ledger"], report=lines.append)
+    assert result.passed, "\n".join(lines + result.problems)
+    assert (result.due, result.completed, result.duplicated) == (1, 1, 0)
+
+
 @pytest.fixture
 async def rig(tmp_path, monkeypatch):
     store = await open_store(f"sqlite:///{tmp_path / 'f.db'}")
