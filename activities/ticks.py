@@ -21,6 +21,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.shadow import shadow_run
 from commitments import (
     COMMITMENT_EXPIRY,
     COMMITMENT_KIND,
@@ -45,7 +46,8 @@ from store.types import utcnow
 
 SUMMARY_KIND = "heartbeat_summary"
 MAX_SUMMARY_CHARS = 200
-ESCALATION_ONLY_TEXT = "[escalated to vision]"  # the message when the reply was nothing but the marker
+ESCALATION_ONLY_TEXT = "[escalated to vision]"
+SHADOW_REASON = "shadow"  # a shadow run's receipt: its non-LOW tool calls were proposals, not executed  # the message when the reply was nothing but the marker
 
 
 
@@ -63,11 +65,13 @@ async def complete_tick(store: Store, request: CompleteTickRequest) -> TickCompl
     suppressed = verdict.suppressed and request.user_message is None
     completion = TickCompletion(outcome="suppressed" if suppressed else "substantive",
                                 escalated=verdict.escalated and not suppressed)
+    shadow = await shadow_run(store, tick, case_keys=request.processed)
     try:
         async with store.transaction() as tx:
             written = await tx.receipts.add(
                 **_receipt_fields(tick),
                 outcome=completion.outcome,
+                reason=SHADOW_REASON if shadow is not None else None,
                 escalated=completion.escalated,
                 rows=request.rows,
                 provider=request.reply.provider,
@@ -83,6 +87,9 @@ async def complete_tick(store: Store, request: CompleteTickRequest) -> TickCompl
             if not written:
                 activity.logger.info("%s tick %s: already completed", tick.heartbeat_id, tick.tick_id)
                 return completion
+            if shadow is not None:  # the case's proposals (none: "no action") are this run's
+                await tx.shadow.record_run(tenant=tick.tenant, workflow_id=tick.heartbeat_id,
+                                           case_keys=[shadow.case_key], tick_id=tick.tick_id)
             await _complete_fed_commitments(tx, tick)
             if request.processed:  # a task's cases: not run again within its dedupe TTL
                 await tx.dedupe.mark(tenant=tick.tenant, task_id=tick.heartbeat_id, keys=request.processed,

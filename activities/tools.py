@@ -22,13 +22,16 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
 from activities.prefilter import INFRASTRUCTURE_ERRORS
+from activities.shadow import ShadowRun, shadow_run
 from contract.llm import TOOL_NAME_SEPARATOR, tool_name
 from contract.messages import MAX_TOOL_RESULT_CHARS, ToolCallRequest, ToolResult
 from contract.ports import Workflows
+from contract.shadow import ShadowAction, not_executed
 from skills.registry import (
     InvalidArgumentsError,
     SkillContext,
@@ -87,6 +90,11 @@ async def run_tool_call(
     except InvalidArgumentsError as exc:
         return _error(f"invalid arguments for {request.name}: {exc}")
 
+    if spec.risk != "LOW":
+        shadow = await shadow_run(store, tick, case_keys=request.case_keys, definition=request.definition)
+        if shadow is not None:
+            return await _propose(store, request, shadow, f"{skill_name}.{tool_key}", args)
+
     ctx = SkillContext.for_tick(store, tick, now=now, idempotency_key=request.idempotency_key,
                                 definition=request.definition, workflows=workflows)
     try:
@@ -106,6 +114,19 @@ async def run_tool_call(
         return _error(f"{skill_name}.{tool_key} returned a result that is not JSON: {exc}")
     logger.info("%s: tool %s.%s (%s) ok, %d chars", tick.heartbeat_id, skill_name, tool_key, spec.risk, len(content))
     return ToolResult(content=cap_result(content))
+
+
+async def _propose(store: Store, request: ToolCallRequest, shadow: ShadowRun, tool: str,
+                   args: dict[str, Any]) -> ToolResult:
+    """A shadow run's non-LOW call: recorded as the case's proposal, never executed. The model is
+    told so, or, when a human already decided the case, what they decided."""
+    tick = request.tick
+    await store.shadow.propose(tenant=tick.tenant, workflow_id=tick.heartbeat_id, case_key=shadow.case_key,
+                               tick_id=tick.tick_id, call_key=request.idempotency_key, tool=tool, arguments=args)
+    decided = await store.shadow.decision(tenant=tick.tenant, workflow_id=tick.heartbeat_id, case_key=shadow.case_key)
+    actions = None if decided is None else [ShadowAction.model_validate(action) for action in decided]
+    logger.info("%s: shadow: %s proposed for case %s, not executed", tick.heartbeat_id, tool, shadow.case_key)
+    return ToolResult(content=cap_result(json.dumps(not_executed(tool, actions), ensure_ascii=False)))
 
 
 def cap_result(content: str, limit: int = MAX_TOOL_RESULT_CHARS) -> str:

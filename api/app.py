@@ -22,7 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import budgets, dashboard, handlers, health, ingress, operations, runtime_tasks
+from api import budgets, dashboard, handlers, health, ingress, operations, runtime_tasks, shadow
 from api.auth import require_token
 from api.backends import Backends
 from api.body_limit import BodyLimit
@@ -102,6 +102,7 @@ def create_app(context: ApiContext) -> FastAPI:
     v1.include_router(runtime_tasks.router)
     v1.include_router(handlers.router)
     v1.include_router(budgets.router)
+    v1.include_router(shadow.router)
     app.include_router(v1)
     app.include_router(dashboard.router)
 

@@ -22,6 +22,7 @@ from cli import (
     operations_commands,
     serve_command,
     server_commands,
+    shadow_commands,
     tasks_commands,
 )
 from cli.errors import CommandGroup
@@ -57,6 +58,7 @@ for command in (
     *tasks_commands.COMMANDS,
     *handler_commands.COMMANDS,
     *budget_commands.COMMANDS,
+    *shadow_commands.COMMANDS,
     *demo_command.COMMANDS,
 ):
     cli.add_command(command)

@@ -84,6 +84,7 @@ class AgentReply(_Message):
     model: str
     tokens_in: int = 0
     tokens_out: int = 0
+    shadow: bool = False  # a shadow run: its non-LOW tool calls were recorded, not executed
 
 
 class CompleteTickRequest(_Message):
@@ -164,6 +165,7 @@ class AgentStepResult(LlmResponse):
     """One LLM call's answer, and the manifest version it read the agent from (to pin the turn)."""
 
     definition: str | None = None
+    shadow: bool = False  # the run is in shadow mode (set on its first step)
 
 
 class ToolCallRequest(_Message):
@@ -175,6 +177,8 @@ class ToolCallRequest(_Message):
     # (an activity retry, a replay after a crash) does its effect once.
     idempotency_key: str
     definition: str | None = None  # the manifest version the turn is pinned to (see AgentStepRequest)
+    # A task run's case keys: a shadow run's proposal belongs to its case (activities.shadow).
+    case_keys: list[str] = Field(default_factory=list)
 
 
 class ToolResult(_Message):

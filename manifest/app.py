@@ -40,6 +40,7 @@ class AgentSpec(ManifestModel):
     on_chat: OnChatSpec | None = Field(default=None, description="Answer chat messages in the main conversation.")
     on_inbound: OnInboundSpec | None = Field(default=None, description="Handle inbound messages, one turn each.")
     budget: AgentBudgetSpec | None = Field(default=None, description="The agent's monthly USD ceiling.")
+    shadow_mode: bool = Field(default=False, description="The default shadow_mode of its heartbeats and tasks.")
 
     @field_validator("system_prompt")
     @classmethod
@@ -95,6 +96,11 @@ class AgentSpec(ManifestModel):
     @property
     def display_name(self) -> str:
         return self.name or self.id
+
+    def routine(self, kind: str, slug: str) -> HeartbeatSpec | TaskSpec | None:
+        """Its heartbeat (`kind` "heartbeat") or task ("task") `slug`; None for another kind or slug."""
+        found = self.heartbeats if kind == "heartbeat" else self.tasks if kind == "task" else []
+        return next((entity for entity in found if entity.slug == slug), None)
 
 
 def _unique(values: list[str], *, what: str) -> list[str]:

@@ -446,6 +446,46 @@ class AgentBudgetSpec(ManifestModel):
         return _check_usd(value)
 
 
+# --- shadow mode -------------------------------------------------------------------------------
+#
+# `shadow_mode: true` (a heartbeat, a task, or an agent as the default of its heartbeats and tasks):
+# the agent runs as usual, but a tool whose risk is not LOW is never executed; the call is recorded
+# as a proposal for the run's case, to be compared with what a human decided (docs/shadow.md).
+
+MIN_SHADOW_CASES = 1
+MAX_SHADOW_CASES = 10_000
+
+
+class ShadowSpec(ManifestModel):
+    """How a shadow run's proposals are compared with the human decisions, and when it may be promoted."""
+
+    compare: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per tool (skill.tool, e.g. email.send), the argument fields that must match too;"
+                    " other tools match by name.")
+    min_cases: int = Field(default=20, description="Compared cases needed before a promotion.",
+                           json_schema_extra={"minimum": MIN_SHADOW_CASES, "maximum": MAX_SHADOW_CASES})
+
+    @field_validator("compare")
+    @classmethod
+    def _check_compare(cls, compare: dict[str, list[str]]) -> dict[str, list[str]]:
+        for tool, fields in compare.items():
+            skill, dot, name = tool.partition(".")
+            if not dot or not _SKILL_NAME.fullmatch(skill) or not _TOOL_NAME.fullmatch(name):
+                raise problem(f"must name a tool as skill.tool, e.g. email.send (got {tool!r})", tool)
+            for index, field_name in enumerate(fields):
+                if not isinstance(field_name, str) or not _FILTER_KEY.fullmatch(field_name):
+                    raise problem(f"must be an argument name (got {field_name!r})", tool, index)
+        return compare
+
+    @field_validator("min_cases")
+    @classmethod
+    def _check_min_cases(cls, value: int) -> int:
+        if not MIN_SHADOW_CASES <= value <= MAX_SHADOW_CASES:
+            raise problem(f"must be between {MIN_SHADOW_CASES} and {MAX_SHADOW_CASES} (got {value})")
+        return value
+
+
 class HeartbeatSpec(ManifestModel):
     """One recurring routine of an agent: where it looks, when it runs, how it wakes the agent."""
 
@@ -494,6 +534,9 @@ class HeartbeatSpec(ManifestModel):
     model_tier: ModelTier = Field(default="cheap")
     prompt: str = Field(default="", description="Per-tick instruction, at most 8000 characters.")
     budget: BudgetSpec | None = Field(default=None, description="Per-call token and daily USD ceilings.")
+    shadow_mode: bool | None = Field(default=None, description="Never execute non-LOW tools: record proposals"
+                                                               " (default: the agent's shadow_mode).")
+    shadow: ShadowSpec | None = Field(default=None, description="How shadow proposals are compared; min_cases.")
 
     # shorthand -> canonical fields
     @model_validator(mode="before")

@@ -48,6 +48,7 @@ from manifest.models import (
     Identifier,
     ManifestModel,
     ModelTier,
+    ShadowSpec,
     SplitInterval,
     Window,
     between,
@@ -298,6 +299,9 @@ class TaskSpec(ManifestModel):
     slug: Identifier = Field(description="Unique per agent, across its heartbeats and tasks.")
     prompt: str = Field(default="", description="The instruction of each run, at most 8000 characters.")
     budget: BudgetSpec | None = Field(default=None, description="Per-call token and daily USD ceilings.")
+    shadow_mode: bool | None = Field(default=None, description="Never execute non-LOW tools: record proposals"
+                                                               " (default: the agent's shadow_mode).")
+    shadow: ShadowSpec | None = Field(default=None, description="How shadow proposals are compared; min_cases.")
     triggers: list[Trigger] = Field(min_length=1)
     dedupe: Dedupe = Field(default_factory=Dedupe)
     active_hours: Window | None = Field(default=None, description="Time triggers fire only inside this window.")

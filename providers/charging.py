@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from contract.budget import Budget, SpendLedger, nano_usd
-from contract.names import HEARTBEAT_ID_PREFIX, TASK_ID_PREFIX
 from manifest.app import AgentSpec
 from manifest.models import BudgetSpec
 from providers.gateway import Charging
@@ -33,8 +32,5 @@ def _entity_budget(agent: AgentSpec | None, workflow_id: str) -> BudgetSpec | No
     """The budget of the heartbeat or task `workflow_id` names (runtime tasks, chats, inbound
     messages and vision passes have only the agent's monthly ceiling)."""
     kind, _, rest = workflow_id.partition(":")
-    slug = rest.rsplit(":", 1)[-1]
-    if agent is None or kind not in (HEARTBEAT_ID_PREFIX, TASK_ID_PREFIX):
-        return None
-    entities = agent.heartbeats if kind == HEARTBEAT_ID_PREFIX else agent.tasks
-    return next((entity.budget for entity in entities if entity.slug == slug), None)
+    routine = agent.routine(kind, rest.rsplit(":", 1)[-1]) if agent is not None else None
+    return routine.budget if routine is not None else None

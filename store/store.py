@@ -38,6 +38,7 @@ from store.outbox import Outbox
 from store.receipts import Receipts
 from store.records import Kv, Records
 from store.secrets import WebhookSecrets
+from store.shadow import Shadow
 from store.spend import AuditLog, OperatorQueue, Spend
 from store.tenants import Tenants
 
@@ -91,6 +92,7 @@ class Areas:
         self.spend = Spend(db)
         self.queue = OperatorQueue(db)
         self.audit = AuditLog(db)
+        self.shadow = Shadow(db)
 
 
 class Transaction(Areas):

@@ -447,3 +447,58 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))  # pause, resume, budget_monthly, queue_resolve, ...
     target: Mapped[str] = mapped_column(String(300))
     detail: Mapped[Any] = mapped_column(JSONData)
+
+
+class ShadowRunRow(Base):
+    """A case's shadow run (the latest): the run the proposals of the case belong to."""
+
+    __tablename__ = "shadow_runs"
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    case_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    tick_id: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ShadowProposalRow(Base):
+    """A non-LOW tool call a shadow run asked for and did not execute; `call_key` is the tool call's
+    idempotency key (a retried activity records it once)."""
+
+    __tablename__ = "shadow_proposals"
+    __table_args__ = (UniqueConstraint("tenant_id", "call_key"), Index(None, "tenant_id", "workflow_id", "case_key"))
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    workflow_id: Mapped[str] = mapped_column(String(300))
+    case_key: Mapped[str] = mapped_column(String(400))
+    tick_id: Mapped[str] = mapped_column(String(200))
+    call_key: Mapped[str] = mapped_column(String(500))
+    tool: Mapped[str] = mapped_column(String(130))
+    arguments: Mapped[Any] = mapped_column(JSONData)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ShadowDecisionRow(Base):
+    """What a human decided for a case: the tool calls that should happen (`[]`: no action)."""
+
+    __tablename__ = "shadow_decisions"
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    case_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    actions: Mapped[Any] = mapped_column(JSONData)
+    decided_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ShadowPromotionRow(Base):
+    """A heartbeat or task whose shadow mode an operator switched off for this tenant."""
+
+    __tablename__ = "shadow_promotions"
+
+    tenant_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    promoted_by: Mapped[str] = mapped_column(String(200))
+    promoted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    report: Mapped[Any] = mapped_column(JSONData)

@@ -39,6 +39,9 @@ def test_histories_are_recorded():
     # ChatWorkflow through two messages and a repeated message id, cancelled; InboundWorkflow handling
     # one message (tests/record_handler_histories.py, on a dev server: update-with-start).
     assert {"chat_run", "inbound_run"} <= names
+    # A TaskWorkflow in shadow mode: a proposal, a LOW tool run, the shadow summaries
+    # (tests/record_shadow_histories.py).
+    assert "task_shadow_run" in names
     types = {WorkflowHistory.from_json(p.stem, p.read_text()).events[0]
              .workflow_execution_started_event_attributes.workflow_type.name for p in HISTORIES}
     assert types >= {workflow.__temporal_workflow_definition.name for workflow in WORKFLOWS}

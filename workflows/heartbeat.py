@@ -226,7 +226,7 @@ class HeartbeatWorkflow(EntityWorkflow):
                                     conversation_mode=spec.conversation_mode,
                                     duration_ms=milliseconds(workflow.now() - now)),
                 result_type=TickCompletion,
-                summary=f"{agent} → {excerpt(reply.text)}",
+                summary=f"{'shadow · ' if reply.shadow else ''}{agent} → {excerpt(reply.text)}",
                 **STORE_ACTIVITY,
             )
         except FailureError as failure:

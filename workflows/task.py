@@ -281,14 +281,16 @@ class TaskWorkflow(EntityWorkflow):
             reply = await run_agent_turn(AgentTurn(
                 tick=tick, prompt=task.prompt, rows=rows, truncated=found.truncated, model_tier=task.model_tier,
                 conversation_mode=task.conversation_mode, purpose="task",
-                summary=f"{firing.trigger}: {len(rows)} new case(s) of {found.total} · {agent}"))
+                summary=f"{firing.trigger}: {len(rows)} new case(s) of {found.total} · {agent}",
+                case_keys=[case.key for case in found.cases]))
             completion: TickCompletion = await workflow.execute_local_activity(
                 COMPLETE_TICK,
                 CompleteTickRequest(tick=tick, reply=reply, rows=len(rows), conversation_mode=task.conversation_mode,
                                     duration_ms=milliseconds(workflow.now() - now),
                                     processed=[case.key for case in found.cases], ttl_hours=task.dedupe.ttl_hours,
                                     cases=found.total, duplicates=found.duplicates, forced=found.forced),
-                result_type=TickCompletion, summary=f"{agent} → {excerpt(reply.text)}", **STORE_ACTIVITY)
+                result_type=TickCompletion, summary=f"{'shadow · ' if reply.shadow else ''}{agent} → {excerpt(reply.text)}",
+                **STORE_ACTIVITY)
         except FailureError as failure:
             if is_cancellation(failure):
                 raise

@@ -61,6 +61,7 @@ class AgentTurn:
     # add "step N"); `summary`, when given, is shown for the first call instead.
     label: str = ""
     summary: str = ""
+    case_keys: list[str] = field(default_factory=list)  # a task run's cases (a shadow proposal's case)
 
 
 async def run_agent_turn(turn: AgentTurn) -> AgentReply:
@@ -71,6 +72,7 @@ async def run_agent_turn(turn: AgentTurn) -> AgentReply:
     messages: list[ChatMessage] = []
     tokens_in = tokens_out = 0
     definition: str | None = None
+    shadow = False
     for step in range(MAX_AGENT_STEPS):
         response: AgentStepResult = await workflow.execute_activity(
             AGENT_STEP,
@@ -83,6 +85,8 @@ async def run_agent_turn(turn: AgentTurn) -> AgentReply:
             **AGENT_ACTIVITY,
         )
         definition = definition or response.definition
+        if step == 0 and response.shadow:  # the web UI says so on every later call of the turn
+            shadow, label = True, f"{label} · shadow"
         tokens_in += response.tokens_in
         tokens_out += response.tokens_out
         if response.stop_reason in _CUT_OFF:
@@ -91,16 +95,17 @@ async def run_agent_turn(turn: AgentTurn) -> AgentReply:
                 type=ERROR_TOKEN_CAP, non_retryable=True)
         if not response.tool_calls:
             return AgentReply(text=response.text, provider=response.provider, model=response.model,
-                              tokens_in=tokens_in, tokens_out=tokens_out)
+                              tokens_in=tokens_in, tokens_out=tokens_out, shadow=shadow)
         messages.append(ChatMessage(role="assistant", content=response.text[:MAX_TURN_MESSAGE_CHARS],
                                     tool_calls=response.tool_calls, provider_blocks=response.provider_blocks))
         for index, call in enumerate(response.tool_calls):
             result: ToolResult = await workflow.execute_activity(
                 TOOL_CALL,
                 ToolCallRequest(tick=tick, call_id=call.id, name=call.name, arguments=call.arguments,
-                                idempotency_key=f"{turn_id}/{step}/{index}", definition=definition),
+                                idempotency_key=f"{turn_id}/{step}/{index}", definition=definition,
+                                case_keys=turn.case_keys),
                 result_type=ToolResult,
-                summary=f"tool {call.name}",
+                summary=f"tool {call.name}" + (" · shadow" if shadow else ""),
                 **TOOL_ACTIVITY,
             )
             messages.append(ChatMessage(role="tool", content=result.content, tool_call_id=call.id))
