@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test server venv clean schema bench bench-quick bench-events drills soak
+.PHONY: demo test server venv clean schema bench bench-quick bench-events bench-cost drills soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench-quick: $(STAMP)
 # 2,000 events for 50 cases through `heartbeats serve` and one worker: events/s, event -> run, one run per case.
 bench-events: $(STAMP)
 	$(BIN)/python bench/event_flood.py
+
+# 100 ticks of one heartbeat's dedicated thread, with and without prompt caching: tokens and USD per tick.
+bench-cost: $(STAMP)
+	$(BIN)/python bench/cost_per_tick.py
 
 clean:
 	rm -rf $(VENV) .data

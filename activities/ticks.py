@@ -38,6 +38,7 @@ from contract.messages import (
     TickCompletion,
     TickRef,
 )
+from contract.shadow import QUEUE_SHADOW_REVIEW
 from reply.protocol import classify_reply
 from store.errors import StoreError
 from store.models import MemoryEntry
@@ -90,6 +91,10 @@ async def complete_tick(store: Store, request: CompleteTickRequest) -> TickCompl
             if shadow is not None:  # the case's proposals (none: "no action") are this run's
                 await tx.shadow.record_run(tenant=tick.tenant, workflow_id=tick.heartbeat_id,
                                            case_keys=[shadow.case_key], tick_id=tick.tick_id)
+                # One open "review due" item per heartbeat or task in shadow, however many runs.
+                await tx.queue.open(tenant=tick.tenant, app=tick.app, agent=tick.agent, kind=QUEUE_SHADOW_REVIEW,
+                                    subject=tick.heartbeat_id, open_key=f"{QUEUE_SHADOW_REVIEW}:{tick.heartbeat_id}",
+                                    detail={"since_case": shadow.case_key})
             await _complete_fed_commitments(tx, tick)
             if request.processed:  # a task's cases: not run again within its dedupe TTL
                 await tx.dedupe.mark(tenant=tick.tenant, task_id=tick.heartbeat_id, keys=request.processed,

@@ -33,6 +33,7 @@ from store.store import Store
 # until about this many tokens (4 characters a token), so a long-lived thread has a fixed cost.
 HISTORY_TOKEN_WINDOW = 4_000
 HISTORY_MAX_MESSAGES = 40
+HISTORY_STEP = 10  # the window's start moves this many messages at a time (see _history)
 
 HEARTBEAT_PROTOCOL = """\
 This is a scheduled heartbeat tick, not a user message. Work through the records below and use
@@ -69,6 +70,7 @@ async def run_agent_step(store: Store, skills: SkillRegistry, request: AgentStep
         messages=messages,
         tools=skills.tool_defs(spec.tools if spec else []),
         max_tokens=MAX_TOKENS_PER_CALL,
+        cache_prefix=len(history),
     )
     turn_id = request.turn_id or f"{tick.heartbeat_id}/{tick.tick_id}"
     caller = Caller(tenant=tick.tenant, app=tick.app, agent=tick.agent, workflow_id=tick.heartbeat_id,
@@ -138,23 +140,33 @@ def tick_message(request: AgentStepRequest) -> str:
 
 
 async def _history(store: Store, request: AgentStepRequest) -> list[ChatMessage]:
-    """The conversation so far (dedicated/main mode), newest first within the token window."""
+    """The conversation so far (dedicated/main mode), newest first within the token window.
+
+    The window's start moves in steps of HISTORY_STEP messages rather than one message per tick: the
+    thread's kept prefix then stays byte-identical for several ticks, so a provider's prompt cache can
+    serve it (a one-message slide would change the prefix, and miss the cache, every tick)."""
     if request.conversation_mode == "isolated":
         return []
     tick = request.tick
     conversation = await store.conversations.id_for(tenant=tick.tenant, app=tick.app, agent=tick.agent,
                                                mode=request.conversation_mode)
     stored = await store.conversations.messages(tenant=tick.tenant, conversation_id=conversation, limit=HISTORY_MAX_MESSAGES)
-    kept: list[ChatMessage] = []
     budget = HISTORY_TOKEN_WINDOW * 4
-    for message in reversed(stored):
-        content = message.content
-        if len(content) > budget:
+    first = len(stored)
+    for index in range(len(stored) - 1, -1, -1):
+        if len(stored[index].content) > budget:
             break
-        budget -= len(content)
-        role = "assistant" if message.role == "assistant" else "user"
-        kept.append(ChatMessage(role=role, content=content))
-    return _alternating(list(reversed(kept)))
+        budget -= len(stored[index].content)
+        first = index
+    if first < len(stored) and (first > 0 or len(stored) == HISTORY_MAX_MESSAGES):
+        # Messages were left out: start at the next step boundary of the thread (positions counted from
+        # its first message), so the start stays put for HISTORY_STEP messages.
+        total = await store.conversations.count(tenant=tick.tenant, conversation_id=conversation)
+        offset = total - len(stored)  # the thread position of stored[0]
+        first = min(len(stored), -(-(offset + first) // HISTORY_STEP) * HISTORY_STEP - offset)
+    kept = [ChatMessage(role="assistant" if m.role == "assistant" else "user", content=m.content)
+            for m in stored[first:]]
+    return _alternating(kept)
 
 
 EARLIER_TICK = "(an earlier heartbeat tick)"

@@ -71,6 +71,9 @@ class LlmRequest(_Message):
     messages: list[ChatMessage]
     tools: list[ToolDef] = Field(default_factory=list)
     max_tokens: int = 1024  # the per-call output cap
+    # How many leading `messages` are the stored conversation, the same on the next tick: a provider
+    # that caches prompts explicitly marks the end of that prefix (and the system prompt and tools).
+    cache_prefix: int = 0
 
 
 class LlmResponse(_Message):

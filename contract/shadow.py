@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_DECISION_ACTIONS = 50
 HEARTBEAT_CASE_PREFIX = "tick:"  # a heartbeat's tick is its case: `tick:{tick_id}`
 PROMOTE_BELOW = 0.05  # the disagreement rate a promotion needs (strictly below)
+QUEUE_SHADOW_REVIEW = "shadow_review"  # the operator-queue item of a heartbeat or task with shadow runs to review
 
 
 class ShadowAction(BaseModel):

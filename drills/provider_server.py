@@ -74,6 +74,10 @@ class Reply:
     delay: float = 0.0
     raw_body: bytes | None = None
     extra_blocks: tuple[dict[str, Any], ...] = ()  # Anthropic content blocks put first (e.g. thinking)
+    # Prompt-cache usage to report: Anthropic's cache_read/cache_creation_input_tokens (on top of
+    # tokens_in, as Anthropic counts), OpenAI's prompt_tokens_details.cached_tokens (within tokens_in).
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 def text_reply(text: str, *, tokens_in: int = 11, tokens_out: int = 7, **kw: Any) -> Reply:
@@ -286,7 +290,9 @@ def render_anthropic(reply: Reply, request: RecordedRequest, server: ProviderSer
         "content": content,
         "stop_reason": reply.stop or ("tool_use" if calls else "end_turn"),
         "stop_sequence": None,
-        "usage": {"input_tokens": reply.tokens_in, "output_tokens": reply.tokens_out},
+        "usage": {"input_tokens": reply.tokens_in, "output_tokens": reply.tokens_out,
+                  "cache_read_input_tokens": reply.cache_read_tokens,
+                  "cache_creation_input_tokens": reply.cache_write_tokens},
     }
 
 
@@ -336,6 +342,7 @@ def render_openai(reply: Reply, request: RecordedRequest, server: ProviderServer
             "prompt_tokens": reply.tokens_in,
             "completion_tokens": reply.tokens_out,
             "total_tokens": reply.tokens_in + reply.tokens_out,
+            "prompt_tokens_details": {"cached_tokens": reply.cache_read_tokens},
         },
     }
 
@@ -397,3 +404,59 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: tests read .requests
         pass
+
+
+class PromptCache:
+    """Anthropic's prompt caching, as the loopback reports it. A request is read as its blocks in the
+    order Anthropic caches them (tools, system, then each message's content blocks); each block marked
+    `cache_control` writes the prefix ending there, and a request reads the longest prefix written
+    before that ends at a block boundary up to 20 blocks before one of its own breakpoints (Anthropic's
+    lookback). What is neither read nor written is plain input. The real cache also expires after 5
+    minutes idle; this one does not. Counts use `loopback_token_count`'s characters/4 rule.
+
+        cache = PromptCache()
+        server.fallback = lambda request: cache.reply(request, text="HEARTBEAT_OK")
+    """
+
+    LOOKBACK_BLOCKS = 20
+
+    def __init__(self) -> None:
+        self._written: set[str] = set()
+        self._lock = threading.Lock()
+
+    def reply(self, request: RecordedRequest, *, text: str, tokens_out: int = 20) -> Reply:
+        body = request.body if isinstance(request.body, dict) else {}
+        marked = _cache_blocks(body)
+        marks = [i for i, block in enumerate(marked) if block.pop("_mark", False)]
+        blocks = marked
+        sizes = [math.ceil(len(json.dumps(b, separators=(",", ":"), ensure_ascii=False)) / LOOPBACK_CHARS_PER_TOKEN)
+                 for b in blocks]
+        keys = [json.dumps(blocks[: i + 1], sort_keys=True) for i in range(len(blocks))]
+        total = loopback_token_count(body)
+        with self._lock:
+            hit = max((j for i in marks for j in range(max(0, i - self.LOOKBACK_BLOCKS), i + 1)
+                       if keys[j] in self._written), default=-1)
+            self._written.update(keys[i] for i in marks)
+        read = sum(sizes[: hit + 1])
+        written = max(0, sum(sizes[: marks[-1] + 1]) - read) if marks else 0
+        return Reply(text=text, tokens_in=max(0, total - read - written), tokens_out=tokens_out,
+                     cache_read_tokens=read, cache_write_tokens=written)
+
+
+def _cache_blocks(body: dict[str, Any]) -> list[Any]:
+    """The request's blocks in cache order, each with its role; `cache_control` is kept as a mark
+    (`_mark`) but is not part of what is cached (the same text with or without it is the same prefix)."""
+    def block(raw: Any, role: str) -> dict[str, Any]:
+        item = {"type": "text", "text": raw} if isinstance(raw, str) else dict(raw)
+        marked = "cache_control" in item
+        item.pop("cache_control", None)
+        return {"role": role, **item, **({"_mark": True} if marked else {})}
+
+    blocks = [block(tool, "tools") for tool in body.get("tools") or []]
+    system = body.get("system")
+    blocks.extend(block(b, "system") for b in (system if isinstance(system, list) else [system] if system else []))
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        parts = content if isinstance(content, list) else [content]
+        blocks.extend(block(part, message.get("role", "")) for part in parts if part is not None)
+    return blocks

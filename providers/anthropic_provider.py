@@ -2,7 +2,11 @@
 
 Mapping of the provider-neutral turn (providers.contract) to the wire format:
 
-- `system` -> the top-level `system` string (omitted when empty).
+- `system` -> the top-level `system`, one text block marked as a prompt-cache breakpoint (omitted
+  when empty). Prompt caching: up to three `cache_control` breakpoints, on what repeats from one
+  tick to the next of a heartbeat: the system prompt, the last tool, and the end of the
+  conversation history (`LlmRequest.cache_prefix` messages); Anthropic ignores a breakpoint whose
+  prefix is below the model's minimum, so small prompts cost the same as before.
 - user message -> a `text` block; assistant message -> its `text` block then one `tool_use` block
   per ToolCall (`id`, `name`, `input`); tool message -> a `tool_result` block (`tool_use_id`,
   `content`) in a *user* message. Consecutive messages of one role are merged into one message, so
@@ -59,17 +63,39 @@ def _new_client(creds: Credentials) -> anthropic.AsyncAnthropic:
     )
 
 
+CACHE_BREAKPOINT = {"type": "ephemeral"}
+
+
 def _params(request: LlmRequest, _creds: Credentials) -> dict[str, Any]:
     params: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,
-        "messages": to_anthropic_messages(request.messages),
+        "messages": cached_messages(request.messages, request.cache_prefix),
     }
     if request.system:
-        params["system"] = request.system
+        params["system"] = [{"type": "text", "text": request.system, "cache_control": CACHE_BREAKPOINT}]
     if request.tools:
-        params["tools"] = to_anthropic_tools(request.tools)
+        tools = to_anthropic_tools(request.tools)
+        tools[-1] = {**tools[-1], "cache_control": CACHE_BREAKPOINT}
+        params["tools"] = tools
     return params
+
+
+def cached_messages(messages: Sequence[ChatMessage], prefix: int) -> list[dict[str, Any]]:
+    """The messages, the last block of the first `prefix` (the stored conversation) marked as a
+    cache breakpoint: the next tick of the thread reads that prefix from the cache."""
+    head = to_anthropic_messages(messages[:prefix]) if prefix > 0 else []
+    tail = to_anthropic_messages(messages[prefix:])
+    if head:
+        last = head[-1]
+        blocks = [{"type": "text", "text": last["content"]}] if isinstance(last["content"], str) else last["content"]
+        last["content"] = [*blocks[:-1], {**blocks[-1], "cache_control": CACHE_BREAKPOINT}]
+    if head and tail and head[-1]["role"] == tail[0]["role"]:  # keep the roles alternating
+        tail_content = tail[0]["content"]
+        head[-1]["content"].extend([{"type": "text", "text": tail_content}] if isinstance(tail_content, str)
+                                   else tail_content)
+        tail = tail[1:]
+    return head + tail
 
 
 async def _send(client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> Any:

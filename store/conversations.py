@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 
 from contract.vocabulary import STORED_CONVERSATION_MODES
 from store.checks import check_choice, check_id, check_ids, check_limit, check_text
@@ -78,6 +78,14 @@ class Conversations(Area):
                 )
             )
         return int(result.inserted_primary_key[0])
+
+    async def count(self, *, tenant: str, conversation_id: str) -> int:
+        """How many messages the tenant's conversation holds."""
+        check_id(tenant, "tenant id")
+        query = select(func.count()).select_from(messages).where(messages.c.tenant_id == tenant,
+                                                                 messages.c.conversation_id == conversation_id)
+        async with self._db.read() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def messages(self, *, tenant: str, conversation_id: str, limit: int = 50) -> list[Message]:
         """The newest `limit` messages, oldest first (the order a prompt wants them in)."""

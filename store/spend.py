@@ -258,6 +258,17 @@ class AuditEntry:
 
 
 class OperatorQueue(Area):
+    async def open(self, *, tenant: str, app: str, agent: str, kind: str, subject: str, open_key: str,
+                   detail: dict[str, Any]) -> bool:
+        """Open an item unless one with `open_key` is open already (then nothing changes): False."""
+        check_id(tenant, "tenant id")
+        insert = self.insert(queue).values(tenant_id=tenant, app_id=app, agent_id=agent, kind=kind, subject=subject,
+                                           open_key=open_key, detail=detail, status="open", created_at=utcnow())
+        async with self._db.write() as conn:
+            created = await conn.execute(insert.on_conflict_do_nothing(index_elements=[queue.c.tenant_id,
+                                                                                       queue.c.open_key]))
+        return bool(created.rowcount)
+
     async def list(self, *, tenant: str | None = None, status: str | None = "open", limit: int = 500) -> list[QueueItem]:
         query = select(queue).order_by(queue.c.id).limit(limit)
         if tenant is not None:

@@ -158,8 +158,11 @@ async def test_anthropic_estimate_is_the_count_endpoint_plus_margin(server: Prov
     assert sent.method == "POST" and sent.path == "/v1/messages/count_tokens"
     assert sent.api_key == KEY
     # The call's own conversion: what the count sees is what the call will send.
-    assert sent.body == {"model": "claude-haiku-5-5", "system": SYSTEM, "messages": to_anthropic_messages(TURN),
-                         "tools": to_anthropic_tools([RECORDS_QUERY])}
+    breakpoint_ = {"type": "ephemeral"}  # the call's prompt-cache breakpoints are counted as sent
+    assert sent.body == {"model": "claude-haiku-5-5",
+                         "system": [{"type": "text", "text": SYSTEM, "cache_control": breakpoint_}],
+                         "messages": to_anthropic_messages(TURN),
+                         "tools": [{**tool, "cache_control": breakpoint_} for tool in to_anthropic_tools([RECORDS_QUERY])]}
     counted = loopback_token_count(sent.body)
     assert counted > 100
     assert estimate == counted + math.ceil(counted * ANTHROPIC_MARGIN_PERCENT / 100)

@@ -155,7 +155,11 @@ async def test_anthropic_request_shape(server: ProviderServer) -> None:
     assert sent.api_key == KEY and "anthropic-version" in sent.headers  # this SDK sends it as a bearer token
     assert sent.headers.get("x-stainless-retry-count", "0") == "0"
     body = sent.body
-    assert (body["model"], body["max_tokens"], body["system"]) == ("claude-haiku-5-5", 256, SYSTEM)
+    assert (body["model"], body["max_tokens"]) == ("claude-haiku-5-5", 256)
+    # The system prompt and the last tool are prompt-cache breakpoints (what repeats tick after tick).
+    assert body["system"] == [{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}]
+    assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert all("cache_control" not in tool for tool in body["tools"][:-1])
     assert body["messages"] == [
         {"role": "user", "content": "Check the active campaigns."},
         {
@@ -172,10 +176,26 @@ async def test_anthropic_request_shape(server: ProviderServer) -> None:
             ],
         },
     ]
-    assert body["tools"] == [
+    assert [{k: v for k, v in tool.items() if k != "cache_control"} for tool in body["tools"]] == [
         {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in (RECORDS_QUERY, EMAIL_SEND)
     ]
     assert "stream" not in body or body["stream"] is False
+
+
+async def test_anthropic_marks_the_end_of_the_stored_conversation_for_the_prompt_cache(server: ProviderServer) -> None:
+    from providers.anthropic_provider import cached_messages
+
+    history = [ChatMessage(role="user", content="(an earlier heartbeat tick)"),
+               ChatMessage(role="assistant", content="Yesterday: drafted the launch post.")]
+    sent = cached_messages([*history, ChatMessage(role="user", content="Today's records.")], prefix=len(history))
+    assert sent == [
+        {"role": "user", "content": "(an earlier heartbeat tick)"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Yesterday: drafted the launch post.",
+                                           "cache_control": {"type": "ephemeral"}}]},
+        {"role": "user", "content": "Today's records."},
+    ]
+    # No stored conversation: no breakpoint in the messages (the system prompt and tools keep theirs).
+    assert cached_messages([ChatMessage(role="user", content="Hi")], prefix=0) == [{"role": "user", "content": "Hi"}]
 
 
 async def test_anthropic_merges_parallel_tool_results_into_one_user_message(server: ProviderServer) -> None:

@@ -115,6 +115,8 @@ async def test_shadow_task_records_compares_and_promotes(tmp_path, provider):
                      actions=[{"tool": "email.send", "arguments": {"to": "ada@example.com", "subject": "Other"}}])
         report = await shadow_report(store, workflow_id=ANSWER)
         assert (report.cases, report.compared, report.agree, report.disagree) == (2, 2, 1, 1)
+        [due] = [item for item in await store.queue.list(tenant=TENANT) if item.kind == "shadow_review"]
+        assert due.subject == ANSWER  # one review item for the task, however many shadow runs
         assert report.disagreeing[0]["case"] == "c2"
         with pytest.raises(Conflict, match="disagreement rate 50.0% is not below 5%"):
             await promote(store, workflow_id=ANSWER, actor="test")
