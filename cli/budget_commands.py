@@ -86,15 +86,15 @@ def queue_list_command(tenant: str | None, status: str, as_json: bool) -> None:
 
 @queue_group.command("resolve")
 @click.argument("item_id", metavar="ITEM", type=int)
-@TENANT
+@click.option("--tenant", metavar="TENANT", help="Refuse the item unless it is this tenant's.")
 @click.option("--approve", "decision", flag_value="approve", help="Approve (a monthly hold: with one of the two below).")
 @click.option("--reject", "decision", flag_value="reject", help="Reject: the item closes, nothing else changes.")
 @click.option("--raise-monthly-usd", metavar="USD", help="Approve a monthly hold by raising the agent's monthly ceiling.")
 @click.option("--approve-once", is_flag=True, help="Approve a monthly hold for the rest of this tenant-local month.")
 @JSON_OPTION
-def queue_resolve_command(item_id: int, tenant: str, decision: str | None, raise_monthly_usd: str | None,
+def queue_resolve_command(item_id: int, tenant: str | None, decision: str | None, raise_monthly_usd: str | None,
                           approve_once: bool, as_json: bool) -> None:
-    """Resolve queue item ITEM of the tenant (audited).
+    """Resolve queue item ITEM (audited).
 
     Approving an agent's monthly hold resumes its heartbeats and tasks at their next due time:
     --approve-once lets it spend past its ceiling until the tenant-local month ends; --raise-monthly-usd
@@ -102,8 +102,8 @@ def queue_resolve_command(item_id: int, tenant: str, decision: str | None, raise
 
     \b
     Examples:
-      heartbeats queue resolve 3 --tenant acme --approve --approve-once
-      heartbeats queue resolve 3 --tenant acme --approve --raise-monthly-usd 80
+      heartbeats queue resolve 3 --approve --approve-once
+      heartbeats queue resolve 3 --approve --raise-monthly-usd 80
       heartbeats queue resolve 4 --tenant acme --reject
     """
     if decision is None:

@@ -50,16 +50,21 @@ async def queue_items(store: Store, *, tenant: str | None = None, status: str | 
     return await store.queue.list(tenant=tenant, status=status)
 
 
-async def resolve_item(store: Store, *, tenant: str, item_id: int, approve: bool, actor: str,
+async def resolve_item(store: Store, *, item_id: int, approve: bool, actor: str, tenant: str | None = None,
                        raise_monthly_usd: Decimal | str | None = None, approve_once: bool = False,
                        now: datetime | None = None) -> QueueItem:
-    """Resolve an open item of the tenant: NotFound when it has no such item, Conflict when it was
-    resolved already, InvalidInput when the decision does not fit the item."""
-    require_id(tenant, "tenant")
-    found_tenant = await require_tenant(store, tenant)
+    """Resolve an open item (of `tenant`, when given: the HTTP API always scopes by its path):
+    NotFound when there is no such item, Conflict when it was resolved already, InvalidInput when
+    the decision does not fit the item."""
+    if tenant is not None:
+        require_id(tenant, "tenant")
+        await require_tenant(store, tenant)
     item = await store.queue.get(tenant=tenant, item_id=item_id)
     if item is None:
-        raise NotFound(f"tenant {tenant!r} has no queue item {item_id} (heartbeats queue list --tenant {tenant})")
+        whose = f"tenant {tenant!r} has" if tenant else "there is"
+        raise NotFound(f"{whose} no queue item {item_id} (heartbeats queue list)")
+    tenant = item.tenant
+    found_tenant = await require_tenant(store, tenant)
     if item.status != "open":
         raise Conflict(f"queue item {item_id} was already resolved ({item.status} by {item.resolved_by})")
     raised = _usd(raise_monthly_usd) if raise_monthly_usd is not None else None

@@ -278,10 +278,13 @@ class OperatorQueue(Area):
         async with self._db.read() as conn:
             return [_item(row) for row in (await conn.execute(query)).all()]
 
-    async def get(self, *, tenant: str, item_id: int) -> QueueItem | None:
-        check_id(tenant, "tenant id")
+    async def get(self, *, item_id: int, tenant: str | None = None) -> QueueItem | None:
+        """The item; with `tenant`, only that tenant's (ids are unique across tenants)."""
+        query = select(queue).where(queue.c.id == item_id)
+        if tenant is not None:
+            query = query.where(queue.c.tenant_id == check_id(tenant, "tenant id"))
         async with self._db.read() as conn:
-            row = (await conn.execute(select(queue).where(queue.c.tenant_id == tenant, queue.c.id == item_id))).first()
+            row = (await conn.execute(query)).first()
         return _item(row) if row is not None else None
 
     async def resolve(self, *, tenant: str, item_id: int, status: Literal["approved", "rejected"], actor: str,

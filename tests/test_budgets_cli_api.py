@@ -83,7 +83,7 @@ def test_spend_queue_audit_cli(cli_url):
         assert output.startswith("error: ") and message in output and "Traceback" not in output, output
     assert json.loads(run("audit", "--tenant", "acme", "--json"))[0]["action"] == "budget_monthly"  # nothing else
 
-    resolved = json.loads(run("queue", "resolve", str(item["id"]), "--tenant", "acme", "--approve",
+    resolved = json.loads(run("queue", "resolve", str(item["id"]), "--approve",  # the id alone names it
                               "--raise-monthly-usd", "80", "--json"))
     assert (resolved["status"], resolved["resolved_by"], resolved["resolution"]["raise_monthly_usd"]) == (
         "approved", "operator:cli", "80")

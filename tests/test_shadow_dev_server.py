@@ -141,16 +141,18 @@ async def test_shadow_task_records_compares_and_promotes(tmp_path, provider):
             await promote(store, workflow_id=ANSWER, actor="test")
 
 
-async def test_an_agent_in_shadow_never_sends_however_often_asked(tmp_path, provider):
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+async def test_an_agent_in_shadow_never_sends_however_often_asked(tmp_path, provider, api):
     async with tenant_store(tmp_path, TENANT) as store, dev_server(tmp_path) as (client, _), \
             running_worker(client, store):
+        await store.tenants.upsert(tenant=TENANT, provider=api)
         await install_manifests(client, store, [LoadedManifest(Path("s.yaml"), parse_manifest(MANIFEST))],
                                 tenant=TENANT)
         provider.fallback = lambda _r: tool_reply(email("all@example.com", f"e{len(provider.requests)}"))
         await client.get_workflow_handle(BLAST).signal("run_now")
         [receipt] = await receipts(store, BLAST, 1)
         assert receipt.outcome == "failed" and receipt.reason == "max_steps"  # it never stops asking
-        calls = len(provider.requests_to("openai"))
+        calls = len(provider.requests_to(api))
         proposals = await store.shadow.proposals(tenant=TENANT, workflow_id=BLAST)
         assert len(proposals) == calls  # every call asked for an email: every one recorded
         assert {(p["case"], p["tool"]) for p in proposals} == {(f"tick:{receipt.tick_id}", "email.send")}
