@@ -105,7 +105,9 @@ class Receipts(Area):
             .returning(receipts.c.id)
         )
         async with self._db.write() as conn:
-            values["nano_usd"] = await _tick_cost(conn, tenant, heartbeat_id, values["tick_id"])
+            # A skipped tick never reached the agent: no call to sum (and no query on the no-op path).
+            values["nano_usd"] = None if outcome == "skipped" else await _tick_cost(conn, tenant, heartbeat_id,
+                                                                                     values["tick_id"])
             inserted = (await conn.execute(insert.values(nano_usd=values["nano_usd"]))).first()
         return inserted is not None
 
