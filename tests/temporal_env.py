@@ -56,12 +56,24 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @contextlib.asynccontextmanager
 async def dev_server(tmp_path: Path) -> AsyncIterator[tuple[Client, str]]:
-    """A real dev server on free ports with the project's search attributes: (client, address)."""
-    config = DevServerConfig(
-        port=free_port(), ui_port=free_port(), headless=True, db_filename=str(tmp_path / "temporal.db"),
-        sqlite_pragmas={"journal_mode": "wal", "synchronous": "normal"},
-    )
-    async with running_dev_server_async(config, quiet=True) as server:
+    """A real dev server on free ports with the project's search attributes: (client, address).
+
+    A port found free can be taken by another process before the server binds it (the server also
+    opens ports of its own): the start is tried again on other ports, up to three times."""
+    from client.local_server import PortInUseError
+
+    async with contextlib.AsyncExitStack() as stack:
+        for attempt in range(3):
+            config = DevServerConfig(
+                port=free_port(), ui_port=free_port(), headless=True, db_filename=str(tmp_path / "temporal.db"),
+                sqlite_pragmas={"journal_mode": "wal", "synchronous": "normal"},
+            )
+            try:
+                server = await stack.enter_async_context(running_dev_server_async(config, quiet=True))
+                break
+            except PortInUseError:
+                if attempt == 2:
+                    raise
         client = await Client.connect(server.address, namespace=server.namespace, data_converter=pydantic_data_converter)
         yield client, server.address
 

@@ -175,8 +175,11 @@ async def test_a_paused_task_skips_its_polls_and_pushed_cases_but_runs_a_manual_
         view = await handle.query(TaskWorkflow.status)
         got = await receipts(store, handle)
     assert view.status == "paused" and view.next_run is None
-    assert sorted((r["trigger"], r["outcome"], r["reason"]) for r in got) == [
-        ("event", "skipped", "paused"), ("heartbeat", "skipped", "paused"), ("manual", "substantive", None)]
+    # Each kind once at least (a loaded machine may see a second poll in the skipped hour); only the
+    # manual run ran, once.
+    assert {(r["trigger"], r["outcome"], r["reason"]) for r in got} == {
+        ("event", "skipped", "paused"), ("heartbeat", "skipped", "paused"), ("manual", "substantive", None)}
+    assert [r["trigger"] for r in got if r["outcome"] == "substantive"] == ["manual"]
 
 
 async def test_the_task_continues_as_new_with_its_waiting_state(env, store):
