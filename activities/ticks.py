@@ -21,7 +21,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.shadow import shadow_run
+from activities.shadow import shadow_case
 from commitments import (
     COMMITMENT_EXPIRY,
     COMMITMENT_KIND,
@@ -47,8 +47,8 @@ from store.types import utcnow
 
 SUMMARY_KIND = "heartbeat_summary"
 MAX_SUMMARY_CHARS = 200
-ESCALATION_ONLY_TEXT = "[escalated to vision]"
-SHADOW_REASON = "shadow"  # a shadow run's receipt: its non-LOW tool calls were proposals, not executed  # the message when the reply was nothing but the marker
+ESCALATION_ONLY_TEXT = "[escalated to vision]"  # the message when the reply was nothing but the marker
+SHADOW_REASON = "shadow"  # a shadow run's receipt: its non-LOW tool calls were proposals, not executed
 
 
 
@@ -66,7 +66,8 @@ async def complete_tick(store: Store, request: CompleteTickRequest) -> TickCompl
     suppressed = verdict.suppressed and request.user_message is None
     completion = TickCompletion(outcome="suppressed" if suppressed else "substantive",
                                 escalated=verdict.escalated and not suppressed)
-    shadow = await shadow_run(store, tick, case_keys=request.processed)
+    # A shadow run (decided by the turn's first step): its proposals belong to this case.
+    shadow = shadow_case(tick, request.processed) if request.reply.shadow else None
     try:
         async with store.transaction() as tx:
             written = await tx.receipts.add(
@@ -90,11 +91,11 @@ async def complete_tick(store: Store, request: CompleteTickRequest) -> TickCompl
                 return completion
             if shadow is not None:  # the case's proposals (none: "no action") are this run's
                 await tx.shadow.record_run(tenant=tick.tenant, workflow_id=tick.heartbeat_id,
-                                           case_keys=[shadow.case_key], tick_id=tick.tick_id)
+                                           case_key=shadow, tick_id=tick.tick_id)
                 # One open "review due" item per heartbeat or task in shadow, however many runs.
                 await tx.queue.open(tenant=tick.tenant, app=tick.app, agent=tick.agent, kind=QUEUE_SHADOW_REVIEW,
                                     subject=tick.heartbeat_id, open_key=f"{QUEUE_SHADOW_REVIEW}:{tick.heartbeat_id}",
-                                    detail={"since_case": shadow.case_key})
+                                    detail={"since_case": shadow})
             await _complete_fed_commitments(tx, tick)
             if request.processed:  # a task's cases: not run again within its dedupe TTL
                 await tx.dedupe.mark(tenant=tick.tenant, task_id=tick.heartbeat_id, keys=request.processed,

@@ -27,7 +27,7 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from activities.prefilter import INFRASTRUCTURE_ERRORS
-from activities.shadow import ShadowRun, shadow_run
+from activities.shadow import in_shadow, shadow_case
 from contract.llm import TOOL_NAME_SEPARATOR, tool_name
 from contract.messages import MAX_TOOL_RESULT_CHARS, ToolCallRequest, ToolResult
 from contract.ports import Workflows
@@ -91,9 +91,10 @@ async def run_tool_call(
         return _error(f"invalid arguments for {request.name}: {exc}")
 
     if spec.risk != "LOW":
-        shadow = await shadow_run(store, tick, case_keys=request.case_keys, definition=request.definition)
-        if shadow is not None:
-            return await _propose(store, request, shadow, f"{skill_name}.{tool_key}", args)
+        installed = await installed_app(store, tenant=tick.tenant, app=tick.app, manifest_hash=request.definition)
+        if await in_shadow(store, tick, installed.agent(tick.agent) if installed is not None else None):
+            return await _propose(store, request, shadow_case(tick, request.case_keys), f"{skill_name}.{tool_key}",
+                                  args)
 
     ctx = SkillContext.for_tick(store, tick, now=now, idempotency_key=request.idempotency_key,
                                 definition=request.definition, workflows=workflows)
@@ -116,16 +117,15 @@ async def run_tool_call(
     return ToolResult(content=cap_result(content))
 
 
-async def _propose(store: Store, request: ToolCallRequest, shadow: ShadowRun, tool: str,
-                   args: dict[str, Any]) -> ToolResult:
+async def _propose(store: Store, request: ToolCallRequest, case: str, tool: str, args: dict[str, Any]) -> ToolResult:
     """A shadow run's non-LOW call: recorded as the case's proposal, never executed. The model is
     told so, or, when a human already decided the case, what they decided."""
     tick = request.tick
-    await store.shadow.propose(tenant=tick.tenant, workflow_id=tick.heartbeat_id, case_key=shadow.case_key,
+    await store.shadow.propose(tenant=tick.tenant, workflow_id=tick.heartbeat_id, case_key=case,
                                tick_id=tick.tick_id, call_key=request.idempotency_key, tool=tool, arguments=args)
-    decided = await store.shadow.decision(tenant=tick.tenant, workflow_id=tick.heartbeat_id, case_key=shadow.case_key)
+    decided = await store.shadow.decision(tenant=tick.tenant, workflow_id=tick.heartbeat_id, case_key=case)
     actions = None if decided is None else [ShadowAction.model_validate(action) for action in decided]
-    logger.info("%s: shadow: %s proposed for case %s, not executed", tick.heartbeat_id, tool, shadow.case_key)
+    logger.info("%s: shadow: %s proposed for case %s, not executed", tick.heartbeat_id, tool, case)
     return ToolResult(content=cap_result(json.dumps(not_executed(tool, actions), ensure_ascii=False)))
 
 

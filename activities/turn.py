@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from activities.shadow import shadow_run
+from activities.shadow import in_shadow
 from contract.llm import ChatMessage, LlmRequest
 from contract.messages import (
     MAX_PREFILTER_BYTES,
@@ -81,7 +81,7 @@ async def run_agent_step(store: Store, skills: SkillRegistry, request: AgentStep
                                                     prices=tenant.prices if tenant else {}))
     return AgentStepResult(**(response.model_dump() | {"text": response.text[:MAX_TURN_MESSAGE_CHARS]}),
                            definition=installed.manifest_hash if installed is not None else None,
-                           shadow=request.step == 0 and await shadow_run(store, tick, case_keys=[]) is not None)
+                           shadow=request.step == 0 and await in_shadow(store, tick, spec))
 
 
 TASK_PROTOCOL = """\

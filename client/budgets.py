@@ -63,8 +63,6 @@ async def resolve_item(store: Store, *, item_id: int, approve: bool, actor: str,
     if item is None:
         whose = f"tenant {tenant!r} has" if tenant else "there is"
         raise NotFound(f"{whose} no queue item {item_id} (heartbeats queue list)")
-    tenant = item.tenant
-    found_tenant = await require_tenant(store, tenant)
     if item.status != "open":
         raise Conflict(f"queue item {item_id} was already resolved ({item.status} by {item.resolved_by})")
     raised = _usd(raise_monthly_usd) if raise_monthly_usd is not None else None
@@ -80,10 +78,11 @@ async def resolve_item(store: Store, *, item_id: int, approve: bool, actor: str,
             monthly_nano = nano_usd(raised)
             resolution["raise_monthly_usd"] = str(raised)
         else:
-            local = (now or datetime.now(UTC)).astimezone(ZoneInfo(found_tenant.timezone))
+            zone = (await require_tenant(store, item.tenant)).timezone  # "this month" is the tenant's
+            local = (now or datetime.now(UTC)).astimezone(ZoneInfo(zone))
             waive = local.strftime("%Y-%m")
             resolution["approve_once"] = waive
-    resolved = await store.queue.resolve(tenant=tenant, item_id=item_id, status="approved" if approve else "rejected",
+    resolved = await store.queue.resolve(tenant=item.tenant, item_id=item_id, status="approved" if approve else "rejected",
                                          actor=actor, resolution=resolution, monthly_nano=monthly_nano,
                                          waive_month=waive)
     if resolved is None:  # resolved by someone else in between

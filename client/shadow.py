@@ -11,7 +11,7 @@ run executes its tools), and is audited with the report that allowed it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -116,7 +116,7 @@ async def promote(store: Store, *, workflow_id: str, actor: str) -> ShadowReport
     if not await store.shadow.promote(tenant=tenant, workflow_id=workflow_id, promoted_by=actor, report=summary):
         raise Conflict(f"{workflow_id} was promoted already")
     await store.audit.add(tenant=tenant, actor=actor, action="shadow_promote", target=workflow_id, detail=summary)
-    return await shadow_report(store, workflow_id=workflow_id)
+    return replace(report, promoted=True, shadow=False)
 
 
 async def _routine(store: Store, workflow_id: str) -> tuple[str, AgentSpec, HeartbeatSpec | TaskSpec]:

@@ -17,7 +17,7 @@ from store.checks import check_aware, check_choice, check_id, check_ids, check_j
 from store.db import Area
 from store.errors import StoreError
 from store.tables import RuntimeTaskRow
-from store.types import utcnow
+from store.types import iso_z, utcnow
 
 runtime_tasks: Table = RuntimeTaskRow.__table__  # type: ignore[assignment]
 
@@ -45,8 +45,7 @@ class RuntimeTask:
     def to_json(self) -> dict[str, Any]:
         return {"tenant": self.tenant, "app": self.app, "agent": self.agent, "key": self.key,
                 "id": self.workflow_id, "status": self.status, "created_by": self.created_by,
-                "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
-                "ended_at": self.ended_at.isoformat().replace("+00:00", "Z") if self.ended_at else None,
+                "created_at": iso_z(self.created_at), "ended_at": iso_z(self.ended_at),
                 "config": self.config}
 
 

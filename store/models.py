@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Self
 
 from sqlalchemy.engine import Row
 
+from contract.budget import usd
 from store.types import iso_z
 
 
@@ -206,7 +206,7 @@ class Receipt(FromRow):
     def to_json(self) -> dict[str, Any]:
         body = JsonForm.to_json(self)
         nano = body.pop("nano_usd")
-        body["usd"] = None if nano is None else f"{Decimal(nano) / Decimal(1_000_000_000):.6f}"
+        body["usd"] = None if nano is None else f"{usd(nano):.6f}"
         return body
 
 

@@ -9,7 +9,6 @@ recorded with the report that allowed it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -36,17 +35,16 @@ class ShadowCase:
 
 
 class Shadow(Area):
-    async def record_run(self, *, tenant: str, workflow_id: str, case_keys: list[str], tick_id: str) -> None:
-        """The cases' latest shadow run is `tick_id` (a case run again replaces its earlier run)."""
+    async def record_run(self, *, tenant: str, workflow_id: str, case_key: str, tick_id: str) -> None:
+        """The case's latest shadow run is `tick_id` (a case run again replaces its earlier run)."""
         check_id(tenant, "tenant id")
         now = utcnow()
+        insert = self.insert(runs).values(tenant_id=tenant, workflow_id=workflow_id, case_key=case_key[:400],
+                                          tick_id=tick_id, at=now)
         async with self._db.write() as conn:
-            for case_key in case_keys:
-                insert = self.insert(runs).values(tenant_id=tenant, workflow_id=workflow_id, case_key=case_key[:400],
-                                                  tick_id=tick_id, at=now)
-                await conn.execute(insert.on_conflict_do_update(
-                    index_elements=[runs.c.tenant_id, runs.c.workflow_id, runs.c.case_key],
-                    set_={"tick_id": tick_id, "at": now}))
+            await conn.execute(insert.on_conflict_do_update(
+                index_elements=[runs.c.tenant_id, runs.c.workflow_id, runs.c.case_key],
+                set_={"tick_id": tick_id, "at": now}))
 
     async def propose(self, *, tenant: str, workflow_id: str, case_key: str, tick_id: str, call_key: str, tool: str,
                       arguments: dict[str, Any]) -> None:
@@ -120,11 +118,3 @@ class Shadow(Area):
             done = await conn.execute(insert.on_conflict_do_nothing(
                 index_elements=[promotions.c.tenant_id, promotions.c.workflow_id]))
         return bool(done.rowcount)
-
-    async def promoted_at(self, *, tenant: str, workflow_id: str) -> datetime | None:
-        check_id(tenant, "tenant id")
-        query = select(promotions.c.promoted_at).where(promotions.c.tenant_id == tenant,
-                                                       promotions.c.workflow_id == workflow_id)
-        async with self._db.read() as conn:
-            found = (await conn.execute(query)).first()
-        return None if found is None else found.promoted_at

@@ -21,6 +21,7 @@ from sqlalchemy import Table, case, func, select, text, update
 from contract.budget import QUEUE_BUDGET_MONTHLY, CeilingReached, SpendEntry, usd
 from store.checks import check_choice, check_id, check_ids
 from store.db import Area
+from store.models import JsonForm
 from store.tables import AuditRow, BudgetOverrideRow, QueueItemRow, SpendRow
 from store.types import utcnow
 
@@ -126,12 +127,6 @@ class Spend(Area):
                                                      ledger.c.call_key == entry.call_key,
                                                      ledger.c.status == "reserved"))
 
-    async def month_spent(self, *, tenant: str, app: str, agent: str, month: str) -> int:
-        check_ids(tenant=tenant, app=app)
-        async with self._db.read() as conn:
-            return await _sum(conn, ledger.c.tenant_id == tenant, ledger.c.app_id == app, ledger.c.agent_id == agent,
-                              ledger.c.local_month == month)
-
     async def summary(self, *, tenant: str, by: SpendGroup, app: str | None = None, agent: str | None = None,
                       since_day: str | None = None) -> list[SpendLine]:
         """Settled spend of the tenant grouped `by` day, task (workflow ID), agent or model."""
@@ -198,15 +193,10 @@ async def _hold(area: Area, conn: Any, entry: SpendEntry, spent: int, ceiling: i
     """One open queue item for the held agent (a second refusal finds it), audited once."""
     detail = {"month": entry.local_month, "spent_usd": str(usd(spent)), "ceiling_usd": str(usd(ceiling)),
               "refused_call": entry.workflow_id}
-    insert = area.insert(queue).values(
-        tenant_id=entry.tenant, app_id=entry.app, agent_id=entry.agent, kind=QUEUE_BUDGET_MONTHLY,
-        subject=f"{entry.app}/{entry.agent}", open_key=monthly_open_key(entry.app, entry.agent), detail=detail,
-        status="open", created_at=utcnow())
-    created = await conn.execute(insert.on_conflict_do_nothing(index_elements=[queue.c.tenant_id, queue.c.open_key]))
-    if created.rowcount:
-        await conn.execute(audit.insert().values(tenant_id=entry.tenant, at=utcnow(), actor="system",
-                                                 action="budget_monthly", target=f"{entry.app}/{entry.agent}",
-                                                 detail=detail))
+    subject = f"{entry.app}/{entry.agent}"
+    if await _open_item(area, conn, tenant=entry.tenant, app=entry.app, agent=entry.agent, kind=QUEUE_BUDGET_MONTHLY,
+                        subject=subject, open_key=monthly_open_key(entry.app, entry.agent), detail=detail):
+        await _audit(conn, tenant=entry.tenant, actor="system", action="budget_monthly", target=subject, detail=detail)
 
 
 async def _audit_once(conn: Any, entry: SpendEntry, action: str, target: str, detail: dict[str, Any]) -> None:
@@ -214,12 +204,25 @@ async def _audit_once(conn: Any, entry: SpendEntry, action: str, target: str, de
     seen = select(audit.c.id).where(audit.c.tenant_id == entry.tenant, audit.c.action == action,
                                     audit.c.target == target, audit.c.detail["day"].as_string() == entry.local_day)
     if (await conn.execute(seen)).first() is None:
-        await conn.execute(audit.insert().values(tenant_id=entry.tenant, at=utcnow(), actor="system", action=action,
-                                                 target=target, detail=detail))
+        await _audit(conn, tenant=entry.tenant, actor="system", action=action, target=target, detail=detail)
+
+
+async def _open_item(area: Area, conn: Any, *, tenant: str, app: str, agent: str, kind: str, subject: str,
+                     open_key: str, detail: dict[str, Any]) -> bool:
+    """Open a queue item unless one with `open_key` is open already (then nothing changes): False."""
+    insert = area.insert(queue).values(tenant_id=tenant, app_id=app, agent_id=agent, kind=kind, subject=subject,
+                                       open_key=open_key, detail=detail, status="open", created_at=utcnow())
+    created = await conn.execute(insert.on_conflict_do_nothing(index_elements=[queue.c.tenant_id, queue.c.open_key]))
+    return bool(created.rowcount)
+
+
+async def _audit(conn: Any, *, tenant: str, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+    await conn.execute(audit.insert().values(tenant_id=tenant, at=utcnow(), actor=actor[:200], action=action[:64],
+                                             target=target[:300], detail=detail))
 
 
 @dataclass(frozen=True, slots=True)
-class QueueItem:
+class QueueItem(JsonForm):
     id: int
     tenant: str
     app: str
@@ -233,17 +236,9 @@ class QueueItem:
     resolved_by: str | None
     resolution: Any
 
-    def to_json(self) -> dict[str, Any]:
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat().replace("+00:00", "Z") if value else None
-        return {"id": self.id, "tenant": self.tenant, "app": self.app, "agent": self.agent, "kind": self.kind,
-                "subject": self.subject, "detail": self.detail, "status": self.status,
-                "created_at": iso(self.created_at), "resolved_at": iso(self.resolved_at),
-                "resolved_by": self.resolved_by, "resolution": self.resolution}
-
 
 @dataclass(frozen=True, slots=True)
-class AuditEntry:
+class AuditEntry(JsonForm):
     id: int
     tenant: str
     at: datetime
@@ -252,22 +247,15 @@ class AuditEntry:
     target: str
     detail: Any
 
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "tenant": self.tenant, "at": self.at.isoformat().replace("+00:00", "Z"),
-                "actor": self.actor, "action": self.action, "target": self.target, "detail": self.detail}
-
 
 class OperatorQueue(Area):
     async def open(self, *, tenant: str, app: str, agent: str, kind: str, subject: str, open_key: str,
                    detail: dict[str, Any]) -> bool:
         """Open an item unless one with `open_key` is open already (then nothing changes): False."""
         check_id(tenant, "tenant id")
-        insert = self.insert(queue).values(tenant_id=tenant, app_id=app, agent_id=agent, kind=kind, subject=subject,
-                                           open_key=open_key, detail=detail, status="open", created_at=utcnow())
         async with self._db.write() as conn:
-            created = await conn.execute(insert.on_conflict_do_nothing(index_elements=[queue.c.tenant_id,
-                                                                                       queue.c.open_key]))
-        return bool(created.rowcount)
+            return await _open_item(self, conn, tenant=tenant, app=app, agent=agent, kind=kind, subject=subject,
+                                    open_key=open_key, detail=detail)
 
     async def list(self, *, tenant: str | None = None, status: str | None = "open", limit: int = 500) -> list[QueueItem]:
         query = select(queue).order_by(queue.c.id).limit(limit)
@@ -310,9 +298,8 @@ class OperatorQueue(Area):
                                                        **changes)
                 await conn.execute(insert.on_conflict_do_update(
                     index_elements=[overrides.c.tenant_id, overrides.c.app_id, overrides.c.agent_id], set_=changes))
-            await conn.execute(audit.insert().values(
-                tenant_id=tenant, at=now, actor=actor, action="queue_resolve", target=row.subject,
-                detail={"item": item_id, "kind": row.kind, "status": status, **resolution}))
+            await _audit(conn, tenant=tenant, actor=actor, action="queue_resolve", target=row.subject,
+                         detail={"item": item_id, "kind": row.kind, "status": status, **resolution})
             found = (await conn.execute(select(queue).where(queue.c.id == item_id))).one()
         return _item(found)
 
@@ -321,8 +308,7 @@ class AuditLog(Area):
     async def add(self, *, tenant: str, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
         check_id(tenant, "tenant id")
         async with self._db.write() as conn:
-            await conn.execute(audit.insert().values(tenant_id=tenant, at=utcnow(), actor=actor[:200],
-                                                     action=action[:64], target=target[:300], detail=detail))
+            await _audit(conn, tenant=tenant, actor=actor, action=action, target=target, detail=detail)
 
     async def list(self, *, tenant: str, limit: int = 200, action: str | None = None) -> list[AuditEntry]:
         """The tenant's audit entries, newest first."""

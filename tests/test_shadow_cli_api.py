@@ -45,7 +45,7 @@ async def seed(url: str) -> None:
             await store.shadow.propose(tenant="acme", workflow_id=ANSWER, case_key=case, tick_id=f"r/{case}",
                                        call_key=f"{ANSWER}/r/{case}/0/0", tool="email.send",
                                        arguments={"to": to, "subject": "Hi"})
-            await store.shadow.record_run(tenant="acme", workflow_id=ANSWER, case_keys=[case], tick_id=f"r/{case}")
+            await store.shadow.record_run(tenant="acme", workflow_id=ANSWER, case_key=case, tick_id=f"r/{case}")
     finally:
         await store.close()
 

@@ -123,19 +123,7 @@ class EntityWorkflow:
                             duration_ms=milliseconds(workflow.now() - started), **fields)
 
     async def _receipt(self, tick: TickRef, outcome: str, **fields) -> None:
-        try:
-            await workflow.execute_local_activity(
-                RECORD_RECEIPT,
-                ReceiptRequest(tick=tick, outcome=outcome, **fields),
-                summary=f"receipt {outcome}" + (f" ({fields['reason']})" if fields.get("reason") else ""),
-                **STORE_ACTIVITY,
-            )
-        except FailureError as failure:
-            if is_cancellation(failure):
-                raise
-            # The store stayed down past the retry budget. The tick's outcome is already in the
-            # workflow's state and history; a missing receipt must not stop the heartbeat.
-            workflow.logger.exception("receipt for %s tick %s not written", tick.heartbeat_id, tick.tick_id)
+        await record_receipt(tick, outcome, **fields)
 
     async def _wake_vision(self, tick: TickRef, text: str) -> None:
         """`<escalate-to-vision/>`: the agent's vision loop runs 30 s later (escalations coalesce)."""
@@ -194,3 +182,21 @@ class EntityWorkflow:
 
 def milliseconds(delta: timedelta) -> int:
     return max(0, int(delta.total_seconds() * 1000))
+
+
+async def record_receipt(tick: TickRef, outcome: str, **fields) -> None:
+    """The RECORD_RECEIPT local activity of a tick that ended without a completion (skipped, failed,
+    refused), for every workflow that writes receipts."""
+    try:
+        await workflow.execute_local_activity(
+            RECORD_RECEIPT,
+            ReceiptRequest(tick=tick, outcome=outcome, **fields),
+            summary=f"receipt {outcome}" + (f" ({fields['reason']})" if fields.get("reason") else ""),
+            **STORE_ACTIVITY,
+        )
+    except FailureError as failure:
+        if is_cancellation(failure):
+            raise
+        # The store stayed down past the retry budget. The tick's outcome is already in the
+        # workflow's state and history; a missing receipt must not stop the workflow.
+        workflow.logger.exception("receipt for %s tick %s not written", tick.heartbeat_id, tick.tick_id)

@@ -16,11 +16,11 @@ from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from contract.budget import BUDGET_REFUSALS
-    from contract.messages import AgentReply, CompleteTickRequest, ReceiptRequest, TickCompletion, TickRef
-    from contract.names import COMPLETE_TICK, RECORD_RECEIPT
+    from contract.messages import AgentReply, CompleteTickRequest, TickCompletion, TickRef
+    from contract.names import COMPLETE_TICK
     from contract.vocabulary import ConversationMode, ModelTier
     from workflows.activity_options import STORE_ACTIVITY
-    from workflows.entity import milliseconds
+    from workflows.entity import milliseconds, record_receipt
     from workflows.failures import error_text, error_type, excerpt, is_cancellation
     from workflows.turn import AgentTurn, run_agent_turn
 
@@ -64,19 +64,8 @@ async def run_handler_turn(turn: HandlerTurn) -> AgentReply:
         if is_cancellation(failure):
             raise
         reason, error = error_type(failure), error_text(failure)
-        await _failed_receipt(tick, reason, error, milliseconds(workflow.now() - started))
+        # A ceiling that refused the call is not a fault of the work: `refused`, not `failed`.
+        await record_receipt(tick, "refused" if reason in BUDGET_REFUSALS else "failed", reason=reason, error=error,
+                             duration_ms=milliseconds(workflow.now() - started))
         raise HandlerTurnFailed(reason, error) from None
     return reply
-
-
-async def _failed_receipt(tick: TickRef, reason: str, error: str, duration_ms: int) -> None:
-    outcome = "refused" if reason in BUDGET_REFUSALS else "failed"  # a ceiling, not a fault of the work
-    try:
-        await workflow.execute_local_activity(
-            RECORD_RECEIPT, ReceiptRequest(tick=tick, outcome=outcome, reason=reason, error=error,
-                                           duration_ms=duration_ms),
-            summary=f"receipt {outcome} ({reason})", **STORE_ACTIVITY)
-    except FailureError as failure:
-        if is_cancellation(failure):
-            raise
-        workflow.logger.exception("receipt for %s tick %s not written", tick.heartbeat_id, tick.tick_id)
