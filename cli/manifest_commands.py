@@ -13,7 +13,7 @@ import click
 from cli.errors import UserError
 from cli.output import add_row, console, table
 from cli.runner import run_with_store
-from client.checks import check_manifests, require_id
+from client.checks import check_manifests, machine_findings, require_id
 from contract.vocabulary import iso_utc
 from manifest.app import AppManifest
 from manifest.loader import ManifestError, load_manifest
@@ -40,9 +40,11 @@ def manifest_paths(paths: tuple[str, ...]) -> list[Path]:
 
 def summary(manifest: AppManifest) -> str:
     agents, heartbeats, tasks = len(manifest.agents), len(manifest.heartbeats()), len(manifest.tasks())
+    workflows = len(manifest.workflows)
     return (
         f"app {manifest.id} {manifest.version}: {agents} agent{'s' * (agents != 1)},"
         f" {heartbeats} heartbeat{'s' * (heartbeats != 1)}" + (f", {tasks} task{'s' * (tasks != 1)}" if tasks else "")
+        + (f", {workflows} workflow{'s' * (workflows != 1)}" if workflows else "")
     )
 
 
@@ -65,6 +67,9 @@ def validate(files: tuple[str, ...]) -> None:
     loaded, problems = check_manifests(paths)
     for problem in problems:
         click.echo(problem)
+    for warning, is_warning in machine_findings(loaded):
+        if is_warning:
+            click.echo(f"{warning} (warning)", err=True)
     bad_files = {problem.split(":", 1)[0] for problem in problems}
     for item in loaded:
         if str(item.path) not in bad_files:

@@ -15,10 +15,12 @@ from contract.errors import InvalidInput, NotFound
 from manifest.app import AppManifest
 from manifest.ids import id_problem
 from manifest.loader import ManifestError, load_manifest, problem_at
+from manifest.machine_checks import workflow_problems
+from manifest.machines import BUILTIN_DOCUMENT_TOOLS
 from manifest.models import INTERNAL_SOURCES
 from schedule import heartbeat_zone, next_fire
 from skills.catalog import default_registry
-from skills.registry import SkillRegistry
+from skills.registry import SkillError, SkillRegistry
 from store.models import Tenant
 from store.store import Areas
 
@@ -55,7 +57,44 @@ def check_manifests(paths: Sequence[Path], registry: SkillRegistry | None = None
             problems.append(f"{item.path}:1:1: id: app {item.manifest.id!r} is also defined in {seen[item.manifest.id]}")
         seen.setdefault(item.manifest.id, item.path)
     problems.extend(registry_problems(loaded, registry))
+    problems.extend(found for found, warning in machine_findings(loaded, registry) if not warning)
     return loaded, problems
+
+
+def machine_findings(loaded: Iterable[LoadedManifest], registry: SkillRegistry | None = None) -> list[tuple[str, bool]]:
+    """The graph and expression checks of every state-machine workflow, and each tool it calls
+    resolved against the registry: (`file:line:col: field: message`, is_warning) each."""
+    registry = registry or default_registry()
+    found: list[tuple[str, bool]] = []
+    for item in loaded:
+        for problem in workflow_problems(item.manifest):
+            found.append((str(problem_at(item.path, problem.at, problem.message)), problem.warning))
+        for i, workflow in enumerate(item.manifest.workflows):
+            for j, transition in enumerate(workflow.transitions):
+                for k, call in enumerate(transition.call):
+                    singles = [(("call", k), call)] if call.parallel is None else [
+                        (("call", k, "parallel", n), inner) for n, inner in enumerate(call.parallel)]
+                    if call.compensate is not None:
+                        singles.append((("call", k, "compensate"), call.compensate))
+                    for where, single in singles:
+                        if single.tool is None:
+                            continue
+                        reason = resolve_tool_problem(registry, single.tool)
+                        if reason:
+                            found.append((str(problem_at(item.path, ("workflows", i, "transitions", j, *where, "tool"),
+                                                         reason)), False))
+    return found
+
+
+def resolve_tool_problem(registry: SkillRegistry, tool: str) -> str | None:
+    """Why a workflow's `tool:` names nothing this worker can run, or None."""
+    if tool in BUILTIN_DOCUMENT_TOOLS:
+        return None
+    try:
+        registry.workflow_tool(tool)
+    except SkillError as exc:
+        return str(exc)
+    return None
 
 
 def load_manifests(paths: Sequence[Path]) -> list[LoadedManifest]:

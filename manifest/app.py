@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from manifest.handlers import OnChatSpec, OnInboundSpec
+from manifest.machines import DocumentSpec, WorkflowSpec
 from manifest.models import (
     _SKILL_NAME,
     MAX_SYSTEM_PROMPT_CHARS,
@@ -123,7 +124,9 @@ class AppManifest(ManifestModel):
     id: Identifier = Field(description="App id; part of every heartbeat's workflow id.")
     name: str = Field(default="", description="Display name; defaults to the id.")
     version: str = Field(default="0.0.0", description="The app's version, e.g. 1.0.0.")
-    agents: list[AgentSpec] = Field(min_length=1)
+    agents: list[AgentSpec] = Field(default_factory=list, description="At least one, unless the app has workflows.")
+    workflows: list[WorkflowSpec] = Field(default_factory=list, description="State-machine workflows; docs/workflows.md.")
+    documents: list[DocumentSpec] = Field(default_factory=list, description="Kinds of document workflows keep.")
 
     @field_validator("version", mode="before")
     @classmethod
@@ -156,6 +159,28 @@ class AppManifest(ManifestModel):
                             raise problem(f"no agent {member!r} in this app", index, "tasks", t, "triggers", k,
                                           "from", position)
         return agents
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> AppManifest:
+        if not self.agents and not self.workflows:
+            raise problem("an app needs agents, workflows, or both", "agents")
+        return self
+
+    @field_validator("workflows", "documents")
+    @classmethod
+    def _unique_names(cls, items: list[Any]) -> list[Any]:
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            if item.name in seen:
+                raise problem(f"duplicate name {item.name!r}: already used by [{seen[item.name]}]", index, "name")
+            seen[item.name] = index
+        return items
+
+    def workflow(self, name: str) -> WorkflowSpec | None:
+        return next((workflow for workflow in self.workflows if workflow.name == name), None)
+
+    def document(self, name: str) -> DocumentSpec | None:
+        return next((document for document in self.documents if document.name == name), None)
 
     @property
     def display_name(self) -> str:

@@ -227,6 +227,25 @@ class SkillRegistry:
                 )
         return defs
 
+    def workflow_tool(self, name: str) -> tuple[str, ToolSpec]:
+        """The tool a state-machine workflow's `tool:` names, with its skill: `skill.tool`, or a bare
+        name: a skill with exactly one tool, or a skill with a tool of its own name. SkillError
+        (saying which forms exist) otherwise."""
+        skill_name, dot, tool_key = name.partition(".")
+        if dot:
+            return skill_name, self.tool(skill_name, tool_key)
+        skill = self._skills.get(name)
+        if skill is None:
+            known = ", ".join(self.names()) or "none"
+            raise UnknownSkillError(f"no tool {name!r}: not a built-in and no skill of that name is registered"
+                                    f" (registered skills: {known}; a tool is named skill.tool or by a skill's name)")
+        if name in skill.tools:
+            return name, skill.tools[name]
+        if len(skill.tools) == 1:
+            return name, next(iter(skill.tools.values()))
+        raise UnknownToolError(f"skill {name!r} has {len(skill.tools)} tools: name one as {name}.TOOL"
+                               f" ({', '.join(sorted(skill.tools))})")
+
     def prefilter_problem(self, skill: str, tool: str) -> str | None:
         """Why `skill.tool` cannot be a heartbeat pre-filter, or None when it exists and is LOW risk."""
         try:
