@@ -30,16 +30,19 @@ from workflows.chat import ChatWorkflow
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.inbound import InboundWorkflow
 from workflows.job import JobWorkflow
+from workflows.machine import MachineWorkflow
 from workflows.task import TaskWorkflow
 from workflows.vision import VisionWorkflow
 
 log = logging.getLogger("heartbeats.worker")
 
-WORKFLOWS = [HeartbeatWorkflow, TaskWorkflow, JobWorkflow, VisionWorkflow, ChatWorkflow, InboundWorkflow]
+WORKFLOWS = [HeartbeatWorkflow, TaskWorkflow, JobWorkflow, VisionWorkflow, ChatWorkflow, InboundWorkflow,
+             MachineWorkflow]
 # Pure modules the workflows import: loaded once outside the sandbox (deterministic code; their
 # zoneinfo objects must be real ones, not the sandbox's restricted proxies).
 PASSTHROUGH_MODULES = ("pydantic", "pydantic_core", "croniter", "dateutil", "zoneinfo", "manifest",
-                       "schedule", "reply", "commitments", "contract")
+                       "schedule", "reply", "commitments", "contract", "celpy", "lark", "jsonschema",
+                       "jsonschema_specifications", "referencing", "rpds")
 
 
 # Heartbeats are long-lived and tick every few minutes: a worker should keep every one it serves

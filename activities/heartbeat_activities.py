@@ -18,11 +18,13 @@ from temporalio import activity
 
 from activities.agent import offline_reply
 from activities.cases import run_task_cases, run_task_poll
+from activities.machine import run_machine_call
 from activities.prefilter import run_prefilter
 from activities.ticks import complete_tick, record_receipt
 from activities.tools import allowed_skills_for, run_tool_call
 from activities.turn import run_agent_step
 from contract.job import JobEndedRequest
+from contract.machine import MachineCallRequest, MachineCallResult
 from contract.messages import (
     AgentReply,
     AgentStepRequest,
@@ -45,6 +47,7 @@ from contract.names import (
     AGENT_TURN,
     COMPLETE_TICK,
     JOB_ENDED,
+    MACHINE_CALL,
     PREFILTER,
     RECORD_RECEIPT,
     RECORD_VISION_PLAN,
@@ -173,6 +176,12 @@ class HeartbeatActivities:
         await self.store.runtime_tasks.end(tenant=request.tenant, app=request.app, agent=request.agent,
                                            key=request.key, status=request.status)
 
+    @activity.defn(name=MACHINE_CALL)
+    async def machine_call(self, request: MachineCallRequest) -> MachineCallResult:
+        """One tool call of a state-machine transition, idempotent per key, scoped to its tenant and app."""
+        return await _heartbeating(run_machine_call(self.store, self.skills, request, now=datetime.now(UTC),
+                                                    workflows=_workflows()))
+
     @activity.defn(name=RECORD_VISION_PLAN)
     async def record_vision_plan(self, plan: VisionPlan) -> None:
         """Write a vision pass's plan to the agent's memory, once per pass."""
@@ -191,7 +200,7 @@ class HeartbeatActivities:
         """The bound activity methods, for `Worker(activities=...)`."""
         return [self.prefilter, self.agent_turn, self.agent_step, self.tool_call, self.complete_tick,
                 self.record_receipt, self.wake_vision, self.record_vision_plan, self.task_poll, self.task_cases,
-                self.job_ended]
+                self.job_ended, self.machine_call]
 
 
 def _workflows() -> TemporalWorkflows | None:

@@ -19,6 +19,7 @@ JOB_WORKFLOW = "JobWorkflow"  # a runtime task: created by an agent (tasks.creat
 VISION_WORKFLOW = "VisionWorkflow"
 CHAT_WORKFLOW = "ChatWorkflow"  # an agent's main conversation: one chat message per update
 INBOUND_WORKFLOW = "InboundWorkflow"  # one inbound message handled by the agent's on_inbound
+MACHINE_WORKFLOW = "MachineWorkflow"  # one run of a state-machine workflow of an app
 
 # Signals and the query of a heartbeat, by the names operators type into `temporal workflow signal/query`.
 SIGNAL_RUN_NOW = "run_now"
@@ -42,6 +43,11 @@ SIGNAL_ESCALATE = "escalate"
 # The chat workflow's update: one chat message in, the agent's reply out.
 UPDATE_CHAT = "chat"
 
+# A state-machine run's updates (a manual transition; resume a failed run) and its query.
+UPDATE_TRANSITION = "transition"
+UPDATE_RETRY = "retry"
+QUERY_MACHINE = "machine"
+
 # Activity names (registered by worker.py).
 PREFILTER = "prefilter"
 AGENT_TURN = "agent_turn"  # the single-activity turn of ticks that started before the durable turn
@@ -54,6 +60,7 @@ RECORD_VISION_PLAN = "record_vision_plan"
 TASK_POLL = "task_poll"  # a task's heartbeat trigger: pre-filter, case keys, dedupe
 TASK_CASES = "task_cases"  # the cases its pushed triggers brought: bodies, keys, dedupe
 JOB_ENDED = "job_ended"  # a runtime task's workflow ends: its row says done (one-shot) or cancelled
+MACHINE_CALL = "machine_call"  # one tool call of a state-machine transition
 
 HEARTBEAT_ID_PREFIX = "heartbeat"
 TASK_ID_PREFIX = "task"
@@ -61,6 +68,7 @@ JOB_ID_PREFIX = "job"
 VISION_ID_PREFIX = "vision"
 CHAT_ID_PREFIX = "chat"
 INBOUND_ID_PREFIX = "inbound"
+MACHINE_ID_PREFIX = "machine"
 # The long-lived entities operators list, signal and read the receipts of, by ID prefix.
 ENTITY_ID_PREFIXES = (HEARTBEAT_ID_PREFIX, TASK_ID_PREFIX, JOB_ID_PREFIX)
 # Every workflow that writes receipts: the entities, and the event handlers (chat, inbound).
@@ -127,6 +135,20 @@ def inbound_workflow_id(tenant: str, app: str, agent: str, message_id: str) -> s
     _check_parts(tenant=tenant, app=app, agent=agent)
     digest = hashlib.sha256(message_id.encode()).hexdigest()[:32]
     return f"{INBOUND_ID_PREFIX}:{tenant}:{app}:{agent}:m{digest}"
+
+
+def machine_workflow_id(tenant: str, app: str, workflow: str, key: str) -> str:
+    """`machine:{tenant}:{app}:{workflow}:{key}`: one run of a state-machine workflow."""
+    _check_parts(tenant=tenant, app=app, workflow=workflow, key=key)
+    return f"{MACHINE_ID_PREFIX}:{tenant}:{app}:{workflow}:{key}"
+
+
+def parse_machine_workflow_id(value: str) -> tuple[str, str, str, str]:
+    """(tenant, app, workflow, key) of a state-machine run's ID; ValueError if it is not one."""
+    parts = value.split(":") if isinstance(value, str) else []
+    if len(parts) != 5 or parts[0] != MACHINE_ID_PREFIX or any(id_problem(p) for p in parts[1:]):
+        raise ValueError(f"not a workflow run ID: {value!r} (expected machine:TENANT:APP:WORKFLOW:KEY)")
+    return parts[1], parts[2], parts[3], parts[4]
 
 
 def vision_workflow_id(tenant: str, app: str, agent: str) -> str:

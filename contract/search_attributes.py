@@ -17,8 +17,13 @@ SA_AGENT = SearchAttributeKey.for_keyword("HeartbeatAgent")
 SA_SLUG = SearchAttributeKey.for_keyword("HeartbeatSlug")
 SA_STATUS = SearchAttributeKey.for_keyword("HeartbeatStatus")
 SA_FAILURE_COUNT = SearchAttributeKey.for_int("HeartbeatFailureCount")
+# A state-machine run (with HeartbeatTenant and HeartbeatApp): its workflow, status and place.
+SA_MACHINE = SearchAttributeKey.for_keyword("MachineWorkflow")
+SA_MACHINE_STATUS = SearchAttributeKey.for_keyword("MachineStatus")
+SA_MACHINE_PLACE = SearchAttributeKey.for_keyword("MachinePlace")
 
-ALL_SEARCH_ATTRIBUTES = (SA_TENANT, SA_APP, SA_AGENT, SA_SLUG, SA_STATUS, SA_FAILURE_COUNT)
+ALL_SEARCH_ATTRIBUTES = (SA_TENANT, SA_APP, SA_AGENT, SA_SLUG, SA_STATUS, SA_FAILURE_COUNT, SA_MACHINE,
+                         SA_MACHINE_STATUS, SA_MACHINE_PLACE)
 
 # The type names the Temporal CLI and temporal-dev.yaml use.
 _TYPE_NAMES = {

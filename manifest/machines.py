@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import jsonschema
-from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from manifest.expressions import ExpressionError, check, templates
 from manifest.models import MAX_PROMPT_CHARS, Identifier, ManifestModel, problem
@@ -140,8 +140,15 @@ def as_list(places: str | list[str] | None) -> list[str]:
 # --- documents ----------------------------------------------------------------------------------
 
 
+# Models with an aliased field (`from`, `as`, `schema`) also take the field's own name: the store
+# keeps manifests as dumped by field name.
+_ALIASED = ConfigDict(**ManifestModel.model_config, populate_by_name=True)
+
+
 class DocumentSpec(ManifestModel):
     """A kind of document workflows create, load and update: versioned, per tenant and app."""
+
+    model_config = _ALIASED
 
     name: Identifier
     title: str = Field(default="")
@@ -193,6 +200,8 @@ class CallSpec(ManifestModel):
     or agent call per item of a list. `as` names the variable its result (a group's: the list of
     results, in order) is kept in."""
 
+    model_config = _ALIASED
+
     tool: str | None = Field(default=None, description="A built-in, a skill with one tool, or skill.tool.")
     agent: AgentCallSpec | None = Field(default=None, description="An agent turn; its reply may pick the next place.")
     parallel: list[CallSpec] | None = Field(default=None, description="Calls run at once, `limit` at a time.")
@@ -200,8 +209,8 @@ class CallSpec(ManifestModel):
     item: VariableName = Field(default="ITEM", description="The variable holding the current item of a foreach.")
     limit: int | None = Field(default=None, ge=1, le=MAX_FAN_OUT_LIMIT,
                               description=f"At most this many at once (default {DEFAULT_FAN_OUT_LIMIT}).")
-    settle: Literal["all", "settled"] = Field(
-        default="all", description="all: the first failure fails the group; settled: every item's outcome is kept.")
+    settle: Literal["all", "settled"] | None = Field(
+        default=None, description="all (default): the first failure fails the group; settled: every outcome is kept.")
     arguments: dict[str, Any] = Field(default_factory=dict)
     as_: VariableName | None = Field(default=None, alias="as")
     compensate: CompensateSpec | None = Field(default=None, description="Undoes this call if the run fails for good.")
@@ -239,11 +248,9 @@ class CallSpec(ManifestModel):
                     raise problem("groups do not nest: each call of a parallel group is a tool or agent call",
                                   "parallel", index)
         if not group:
-            for field in ("limit",):
+            for field in ("limit", "settle"):
                 if getattr(self, field) is not None:
                     raise problem(f"{field} applies to parallel and foreach groups only", field)
-            if "settle" in self.model_fields_set:
-                raise problem("settle applies to parallel and foreach groups only", "settle")
         if self.compensate is not None and (group or self.tool is None):
             raise problem("compensate applies to a single tool call", "compensate")
         return self
@@ -255,6 +262,11 @@ class CallSpec(ManifestModel):
         if self.foreach is not None:
             return "foreach"
         return "agent" if self.agent is not None else "tool"
+
+    @property
+    def settles(self) -> bool:
+        """A group that keeps every outcome ({ok, result|error}) instead of failing on the first."""
+        return self.settle == "settled"
 
     @property
     def fan_out_limit(self) -> int:
@@ -276,6 +288,8 @@ CallSpec.model_rebuild()
 
 class TransitionSpec(ManifestModel):
     """An edge of the graph and the work done crossing it."""
+
+    model_config = _ALIASED
 
     name: PlaceName
     title: str = Field(default="")

@@ -14,18 +14,30 @@ from typing import TYPE_CHECKING, Any
 from contract.handlers import ChatAnswer, ChatConfig, ChatInput, InboundInput, IncomingChat
 from contract.heartbeat import HeartbeatConfig, HeartbeatInput
 from contract.job import JobConfig, JobInput
+from contract.machine import MachineInput
 from contract.names import (
     CHAT_WORKFLOW,
     HEARTBEAT_WORKFLOW,
     INBOUND_WORKFLOW,
     JOB_WORKFLOW,
+    MACHINE_WORKFLOW,
     SIGNAL_A2A,
     SIGNAL_RECONFIGURE,
     TASK_QUEUE,
     TASK_WORKFLOW,
     UPDATE_CHAT,
 )
-from contract.search_attributes import SA_AGENT, SA_APP, SA_FAILURE_COUNT, SA_SLUG, SA_STATUS, SA_TENANT
+from contract.search_attributes import (
+    SA_AGENT,
+    SA_APP,
+    SA_FAILURE_COUNT,
+    SA_MACHINE,
+    SA_MACHINE_PLACE,
+    SA_MACHINE_STATUS,
+    SA_SLUG,
+    SA_STATUS,
+    SA_TENANT,
+)
 from contract.task import DelegatedCase, EntityConfig, TaskConfig, TaskInput
 from schedule import describe_schedule, describe_triggers
 
@@ -136,6 +148,22 @@ async def start_inbound(client: Client, input: InboundInput) -> bool:
     except WorkflowAlreadyStartedError:
         return False
     return True
+
+
+async def start_machine(client: Client, input: MachineInput) -> None:
+    """Start one run of a state-machine workflow. Its key names one run for good: a second start of
+    the same ID is refused (WorkflowAlreadyStartedError), whether or not the first has ended."""
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+
+    await client.start_workflow(
+        MACHINE_WORKFLOW, input, id=input.workflow_id, task_queue=TASK_QUEUE,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(SA_TENANT, input.tenant), SearchAttributePair(SA_APP, input.app),
+            SearchAttributePair(SA_MACHINE, input.workflow), SearchAttributePair(SA_MACHINE_STATUS, "pending"),
+            SearchAttributePair(SA_MACHINE_PLACE, input.state.place)]),
+        static_summary=f"{input.app}/{input.workflow} run {input.key} ({input.definition_hash[:19]})",
+    )
 
 
 async def cancel_if_running(client: Client, workflow_id: str) -> bool:
