@@ -24,6 +24,7 @@ from cli import (
     server_commands,
     shadow_commands,
     tasks_commands,
+    workflow_commands,
 )
 from cli.errors import CommandGroup
 
@@ -59,6 +60,7 @@ for command in (
     *handler_commands.COMMANDS,
     *budget_commands.COMMANDS,
     *shadow_commands.COMMANDS,
+    *workflow_commands.COMMANDS,
     *demo_command.COMMANDS,
 ):
     cli.add_command(command)

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from client.checks import load_manifests, require_id
+from client.checks import require_id
 from client.temporal import temporal_errors
 from contract.errors import Conflict, InvalidInput, NotFound, Unavailable
-from contract.machine import MachineInput, MachineState, MachineView, TransitionRequest
+from contract.machine import MACHINE_STATE_ERROR, MachineInput, MachineState, MachineView, TransitionRequest
 from contract.names import (
     MACHINE_WORKFLOW,
     QUERY_MACHINE,
@@ -33,6 +33,7 @@ from contract.names import (
     parse_machine_workflow_id,
 )
 from manifest.app import AppManifest
+from manifest.loader import ManifestError, load_manifest
 from manifest.machines import WorkflowSpec, mermaid, pinned_definition, resolve_workflow
 from runtime.workflows import cancel_if_running, start_machine
 from store.installed import installed_app
@@ -195,14 +196,22 @@ async def _update(client: Client, run_id: str, name: str, argument: Any) -> Mach
     except WorkflowUpdateFailedError as exc:
         cause = exc.__cause__ or exc
         message = str(getattr(cause, "message", None) or cause)
-        if getattr(cause, "type", None) == "MachineMoved":
+        if getattr(cause, "type", None) == MACHINE_STATE_ERROR:
             raise Conflict(message) from None
         raise InvalidInput(message) from None
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise Unavailable(f"{run_id} did not answer within {UPDATE_WAIT_SECONDS:g} s (is `heartbeats worker`"
                           " running?); `heartbeats workflow show` tells whether it moved") from None
     except NotFound:
-        raise NotFound(f"no open run {run_id!r}") from None
+        pass
+    # An update to a run that has ended: say so (a retried request after the run finished), else unknown.
+    try:
+        with temporal_errors():
+            described = await handle.describe()
+    except NotFound:
+        raise NotFound(f"no run {run_id!r}") from None
+    raise Conflict(f"{run_id} has ended ({described.status.name.lower() if described.status else 'closed'});"
+                   " nothing changed")
 
 
 async def cancel_run(client: Client, run_id: str, *, tenant: str | None = None, app: str | None = None) -> bool:
@@ -242,7 +251,10 @@ async def list_runs(client: Client, *, tenant: str, app: str | None = None, work
 
 def graph_from_file(path: Path, workflow: str, *, current: str | None = None) -> str:
     """The Mermaid state diagram of `workflow` in the manifest file (validated first)."""
-    manifest = load_manifests([path])[0].manifest
+    try:
+        manifest = load_manifest(path)
+    except ManifestError as exc:
+        raise InvalidInput("\n".join(str(problem) for problem in exc.problems)) from None
     spec = _workflow(manifest, workflow)
     return mermaid(resolve_workflow(manifest.workflows, spec.name), current=current)
 

@@ -167,3 +167,6 @@ class MachineCallResult(_Model):
 # The type of a tool's own failure (bad arguments, the tool raising, a document refused): not
 # retried, the transition fails (→ onError, or the run stops `failed`).
 MACHINE_TOOL_ERROR = "MachineToolError"
+# An Update the run's state does not allow (not waiting, not failed, moved on first): a conflict,
+# where a bad payload or an unknown transition is the request's own mistake.
+MACHINE_STATE_ERROR = "MachineStateError"

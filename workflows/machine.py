@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     import jsonschema
 
     from contract.machine import (
+        MACHINE_STATE_ERROR,
         MACHINE_TOOL_ERROR,
         MAX_FOREACH_ITEMS,
         MAX_STEPS_KEPT,
@@ -124,7 +125,7 @@ class MachineWorkflow:
         if self._pending is not None or self._state.status != "waiting":
             # Accepted, but a deadline or another transition moved the run first: refused, not applied.
             raise ApplicationError(f"the run moved on before {request.transition!r} could fire (it is now"
-                                   f" {self._state.status} at {self._state.place})", type="MachineMoved")
+                                   f" {self._state.status} at {self._state.place})", type=MACHINE_STATE_ERROR)
         fired = self._state.firings
         self._pending = request
         await workflow.wait_condition(lambda: self._state.firings > fired and self._pending is None)
@@ -135,7 +136,8 @@ class MachineWorkflow:
         # Runs before anything is recorded: a refused Update leaves no trace in the run's history.
         state = self._state
         if state.status != "waiting" or self._pending is not None:
-            raise ValueError(f"the run is {state.status} at {state.place!r}, not waiting for a manual transition")
+            raise ApplicationError(f"the run is {state.status} at {state.place!r}, not waiting for a manual"
+                                   " transition", type=MACHINE_STATE_ERROR)
         manual = {t.name: t for t in self._leaving(state.place) if t.manual}
         found = manual.get(request.transition)
         if found is None:
@@ -162,7 +164,8 @@ class MachineWorkflow:
     @retry.validator
     def _check_retry(self) -> None:
         if self._state.status != "failed" or self._retry_requested:
-            raise ValueError(f"only a failed run can be retried (this one is {self._state.status})")
+            raise ApplicationError(f"only a failed run can be retried (this one is {self._state.status})",
+                                   type=MACHINE_STATE_ERROR)
 
     # --- choosing what fires -------------------------------------------------------------------
 
