@@ -162,8 +162,13 @@ async def start_machine(client: Client, input: MachineInput) -> None:
             SearchAttributePair(SA_TENANT, input.tenant), SearchAttributePair(SA_APP, input.app),
             SearchAttributePair(SA_MACHINE, input.workflow), SearchAttributePair(SA_MACHINE_STATUS, "pending"),
             SearchAttributePair(SA_MACHINE_PLACE, input.state.place)]),
-        static_summary=f"{input.app}/{input.workflow} run {input.key} ({input.definition_hash[:19]})",
+        static_summary=machine_summary(input),
     )
+
+
+def machine_summary(input: MachineInput) -> str:
+    """A run's summary in the web UI: `docs/review run r1 (sha256:3f2a…)`, the definition it is pinned to."""
+    return f"{input.app}/{input.workflow} run {input.key} ({input.definition_hash[:19]}…)"
 
 
 async def cancel_if_running(client: Client, workflow_id: str) -> bool:

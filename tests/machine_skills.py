@@ -14,6 +14,119 @@ from skills import Skill, SkillContext, ToolSpec
 from skills.catalog import default_registry
 from skills.registry import SkillRegistry
 
+# The app of the workflow tests and recorded histories: the spec's document-processing example, and
+# one workflow per behaviour (nextPlace, a manual transition with a deadline, fan-out, compensation,
+# retry).
+FLOWS = """
+id: flows
+version: 1.0.0
+workflows:
+  - name: document_processor_workflow
+    title: "Document Processing Workflow"
+    type: stateMachine
+    transitions:
+      - name: extract_data
+        from: start
+        to: data_extracted
+        call:
+          - tool: data_extraction_tool
+            arguments:
+              source: ${ context.variables.SOURCE_DOCUMENT }
+            as: EXTRACTED_DATA
+      - name: transform_data
+        from: data_extracted
+        to: end
+        call:
+          - tool: debug_tool
+            arguments:
+              log: ${ EXTRACTED_DATA }
+          - tool: data_transformation_tool
+            arguments:
+              data: ${ EXTRACTED_DATA }
+            as: TRANSFORMED
+  - name: pick
+    type: stateMachine
+    transitions:
+      - name: classify
+        from: start
+        to: [small, large]
+        onError: rejected
+        call:
+          - tool: classify
+            arguments: {pick: "${ context.variables.PICK }"}
+            as: CLASS
+      - {name: small_done, from: small, to: end}
+      - {name: large_done, from: large, to: end}
+      - {name: rejected_done, from: rejected, to: end}
+  - name: approval
+    type: stateMachine
+    transitions:
+      - name: prepare
+        from: start
+        to: waiting_for_approval
+      - name: process_user_approval
+        from: waiting_for_approval
+        to: approved
+        when: manual
+        payload_schema:
+          type: object
+          required: [approved]
+          properties: {approved: {type: boolean}, note: {type: string}}
+          additionalProperties: false
+        deadline: 48h
+        on_deadline: expired
+        call:
+          - tool: approval_processor
+            arguments: {approval_data: "${ transition.payload }"}
+            as: DECISION
+      - {name: finish, from: approved, to: end}
+      - {name: expire, from: expired, to: end}
+  - name: fanout
+    type: stateMachine
+    transitions:
+      - name: convert
+        from: start
+        to: end
+        call:
+          - foreach: ${ context.variables.FILES }
+            item: FILE
+            limit: 4
+            tool: slow
+            arguments: {file: "${ FILE }"}
+            as: CONVERTED
+  - name: saga
+    type: stateMachine
+    transitions:
+      - name: book
+        from: start
+        to: booked
+        call:
+          - tool: ledger.reserve
+            arguments: {what: flight}
+            as: FLIGHT
+            compensate: {tool: ledger.release, arguments: {what: flight, id: "${ FLIGHT.id }"}}
+          - tool: ledger.reserve
+            arguments: {what: hotel}
+            as: HOTEL
+            compensate: {tool: ledger.release, arguments: {what: hotel, id: "${ HOTEL.id }"}}
+      - name: pay
+        from: booked
+        to: end
+        call:
+          - tool: ledger.charge
+  - name: resumable
+    type: stateMachine
+    transitions:
+      - name: work
+        from: start
+        to: end
+        retry: {max_attempts: 1}
+        call:
+          - tool: count
+            as: FIRST
+          - tool: gate
+"""
+
 CALLS: list[tuple[str, dict[str, Any]]] = []
 IN_FLIGHT = {"now": 0, "max": 0}
 GATE = {"open": True}  # `gate` fails while closed

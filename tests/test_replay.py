@@ -42,6 +42,9 @@ def test_histories_are_recorded():
     # A TaskWorkflow in shadow mode: a proposal, a LOW tool run, the shadow summaries
     # (tests/record_shadow_histories.py).
     assert "task_shadow_run" in names
+    # MachineWorkflow: a manual transition refused then fired, compensation after a failure for good,
+    # a fan-out and a retry of the failed transition (tests/record_machine_histories.py).
+    assert {"machine_approval_run", "machine_saga_run", "machine_retry_run"} <= names
     types = {WorkflowHistory.from_json(p.stem, p.read_text()).events[0]
              .workflow_execution_started_event_attributes.workflow_type.name for p in HISTORIES}
     assert types >= {workflow.__temporal_workflow_definition.name for workflow in WORKFLOWS}
@@ -70,7 +73,7 @@ def recorded_summaries() -> set[str]:
     converter = PayloadConverter.default
     found: set[str] = set()
     for path in HISTORIES:
-        if not (path.stem.endswith(".v2") or path.stem.startswith(("task_", "job_", "chat_", "inbound_"))):
+        if not (path.stem.endswith(".v2") or path.stem.startswith(("task_", "job_", "chat_", "inbound_", "machine_"))):
             continue
         for event in WorkflowHistory.from_json(path.stem, path.read_text()).events:
             if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):
