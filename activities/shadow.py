@@ -11,6 +11,7 @@ one case is that case; a run of several cases is recorded under `run:{tick_id}` 
 from __future__ import annotations
 
 from contract.messages import TickRef
+from contract.names import MACHINE_ID_PREFIX
 from contract.shadow import HEARTBEAT_CASE_PREFIX
 from manifest.app import AgentSpec
 from store.store import Areas
@@ -18,8 +19,10 @@ from store.store import Areas
 
 async def in_shadow(store: Areas, tick: TickRef, agent: AgentSpec | None) -> bool:
     """Whether the tick's heartbeat or task runs in shadow (runtime tasks, chats, inbound messages
-    and vision passes always run live)."""
+    and vision passes always run live; a workflow's agent step follows the agent's `shadow_mode`)."""
     kind = tick.heartbeat_id.partition(":")[0]
+    if kind == MACHINE_ID_PREFIX:  # an agent step of a workflow run: the agent's own shadow_mode
+        return agent is not None and agent.shadow_mode
     routine = agent.routine(kind, tick.slug) if agent is not None else None
     if agent is None or routine is None:
         return False

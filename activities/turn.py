@@ -59,6 +59,7 @@ async def run_agent_step(store: Store, skills: SkillRegistry, request: AgentStep
         "job": (JOB_PROTOCOL, job_message(request)),
         "chat": (chat_protocol(spec.on_chat.prompt if spec and spec.on_chat else ""), request.prompt),
         "inbound": (INBOUND_PROTOCOL, inbound_message(request)),
+        "machine": (MACHINE_PROTOCOL, request.prompt),
     }.get(request.purpose, (HEARTBEAT_PROTOCOL, tick_message(request)))
     history = await _history(store, request)
     messages = [*history, ChatMessage(role="user", content=user_message),
@@ -82,6 +83,11 @@ async def run_agent_step(store: Store, skills: SkillRegistry, request: AgentStep
     return AgentStepResult(**(response.model_dump() | {"text": response.text[:MAX_TURN_MESSAGE_CHARS]}),
                            definition=installed.manifest_hash if installed is not None else None,
                            shadow=request.step == 0 and await in_shadow(store, tick, spec))
+
+
+MACHINE_PROTOCOL = """\
+This is a step of one of the app's workflows, not a user message: do what it asks, using your tools
+where needed, and answer with the result the workflow needs."""
 
 
 TASK_PROTOCOL = """\

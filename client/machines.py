@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from client.checks import require_id
 from client.temporal import temporal_errors
 from contract.errors import Conflict, InvalidInput, NotFound, Unavailable
-from contract.machine import MACHINE_STATE_ERROR, MachineInput, MachineState, MachineView, TransitionRequest
+from contract.machine import MACHINE_STATE_ERROR, MachineInput, MachineView, TransitionRequest, new_run
 from contract.names import (
     MACHINE_WORKFLOW,
     QUERY_MACHINE,
@@ -34,7 +34,7 @@ from contract.names import (
 )
 from manifest.app import AppManifest
 from manifest.loader import ManifestError, load_manifest
-from manifest.machines import WorkflowSpec, mermaid, pinned_definition, resolve_workflow
+from manifest.machines import WorkflowSpec, mermaid, resolve_workflow
 from runtime.workflows import cancel_if_running, start_machine
 from store.installed import installed_app
 from store.store import Areas
@@ -111,14 +111,8 @@ async def prepare_run(store: Areas, *, tenant: str, app: str, workflow: str, key
     installed = await installed_app(store, tenant=tenant, app=app)
     if installed is None:
         raise NotFound(f"app {app!r} is not installed for tenant {tenant!r}")
-    manifest = installed.manifest
-    spec = _workflow(manifest, workflow)
-    definition, digest = pinned_definition(resolve_workflow(manifest.workflows, spec.name))
-    return MachineInput(
-        tenant=tenant, app=app, workflow=workflow, key=key, definition=definition, definition_hash=digest,
-        manifest_hash=installed.manifest_hash,
-        documents={document.name: document.content_schema for document in manifest.documents},
-        state=MachineState(context_variables=variables or {}, context_custom=custom or {}))
+    return new_run(installed.manifest, manifest_hash=installed.manifest_hash, tenant=tenant, app=app,
+                   workflow=workflow, key=key, variables=variables, custom=custom)
 
 
 def _workflow(manifest: AppManifest, name: str) -> WorkflowSpec:

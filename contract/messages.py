@@ -33,7 +33,7 @@ NON_RETRYABLE_PREFILTER_ERRORS = (ERROR_UNKNOWN_SKILL, ERROR_TOOL_NOT_ALLOWED, E
 
 # What a turn is for: a heartbeat's tick, a task's run, a vision phase, a runtime task's run
 # (`job`), a chat message answered in the agent's main conversation, an inbound message handled.
-TurnPurpose = Literal["tick", "task", "vision", "job", "chat", "inbound"]
+TurnPurpose = Literal["tick", "task", "vision", "job", "chat", "inbound", "machine"]
 
 
 class _Message(BaseModel):

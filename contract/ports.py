@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from contract.job import JobConfig
+from contract.machine import MachineInput
 from contract.task import DelegatedCase, TaskConfig
 
 
@@ -15,6 +16,9 @@ class Workflows(Protocol):
 
     async def cancel(self, workflow_id: str) -> bool:
         """Ask the workflow to cancel; False when no such workflow is running."""
+
+    async def start_machine(self, input: MachineInput) -> bool:
+        """Start a state-machine run; False when a run with its ID was started before (nothing changes)."""
 
     async def delegate(self, config: TaskConfig, case: DelegatedCase) -> None:
         """Give the task a delegated case through its `a2a` trigger (starting its workflow if needed)."""

@@ -15,7 +15,7 @@ Status = Literal["active", "paused", "disabled"]
 # What woke a tick: a heartbeat's schedule or run-now, a task's trigger (`manual` is a task's
 # run-now), `escalation` (a vision pass woken by a heartbeat's reply), a runtime task's due time
 # (`job`), a chat message, an inbound message.
-Trigger = Literal["schedule", "run_now", "escalation", "heartbeat", "event", "threshold", "a2a", "manual", "job",
+Trigger = Literal["schedule", "run_now", "escalation", "heartbeat", "event", "threshold", "a2a", "manual", "job", "machine",
                   "chat", "inbound"]
 Outcome = Literal["skipped", "suppressed", "substantive", "failed", "refused"]
 ProviderName = Literal["anthropic", "openai", "offline"]

@@ -27,7 +27,7 @@ import jsonschema
 from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from manifest.expressions import ExpressionError, check, templates
-from manifest.models import MAX_PROMPT_CHARS, Identifier, ManifestModel, problem
+from manifest.models import MAX_PROMPT_CHARS, Identifier, ManifestModel, ModelTier, problem
 
 START, END = "start", "end"
 ON_ENTRY, MANUAL = "onEntry", "manual"
@@ -173,7 +173,8 @@ class AgentCallSpec(ManifestModel):
     """An agent turn as a call: the agent answers `prompt` (with expressions), and may pick the next place."""
 
     id: Identifier
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="What the agent is asked; may hold ${ }.")
+    model_tier: ModelTier = Field(default="standard")
 
 
 class CompensateSpec(ManifestModel):

@@ -202,5 +202,14 @@ class TemporalWorkflows:
     async def cancel(self, workflow_id: str) -> bool:
         return await cancel_if_running(self._client, workflow_id)
 
+    async def start_machine(self, input: MachineInput) -> bool:
+        from temporalio.exceptions import WorkflowAlreadyStartedError
+
+        try:
+            await start_machine(self._client, input)
+        except WorkflowAlreadyStartedError:
+            return False
+        return True
+
     async def delegate(self, config: TaskConfig, case: DelegatedCase) -> None:
         await start_or_reconfigure(self._client, config, start_signal=SIGNAL_A2A, start_signal_args=[case])

@@ -15,10 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from commitments import COMMITMENT_EXPIRY, COMMITMENT_KIND
+from contract.errors import NotFound
 from contract.job import MAX_ACTIVE_JOBS_PER_AGENT, MAX_JOBS_CREATED_PER_RUN
 from contract.llm import ChatMessage, LlmRequest
+from contract.machine import new_run
 from contract.messages import MAX_TOKENS_PER_CALL
 from contract.task import MAX_CASE_PAYLOAD_CHARS, DelegatedCase, TaskConfig, case_key
+from manifest.ids import id_problem
 from providers.charging import charging_for
 from providers.gateway import Caller, call_llm
 from providers.routing import resolve_for_tenant
@@ -566,6 +569,55 @@ def tasks_skill() -> Skill:
     )
 
 
+# ----------------------------------------------------------------------------------- workflows
+
+
+async def _workflows_start(ctx: SkillContext, args: dict[str, Any]) -> dict[str, Any]:
+    installed = await installed_app(ctx.store, tenant=ctx.tenant, app=ctx.app)
+    if installed is None:
+        raise ValueError(f"app {ctx.app!r} is not installed")
+    key = args.get("key")
+    if key is None:
+        if not ctx.idempotency_key:
+            raise ValueError("workflows.start needs a key here (no call key to derive one from)")
+        # One run per tool call: a retried call names the same run, which starts once.
+        key = "a" + hashlib.sha256(ctx.idempotency_key.encode()).hexdigest()[:24]
+    reason = id_problem(key)
+    if reason:
+        raise ValueError(f"key {reason}")
+    try:
+        run = new_run(installed.manifest, manifest_hash=installed.manifest_hash, tenant=ctx.tenant, app=ctx.app,
+                      workflow=args["workflow"], key=key, variables=args.get("variables"))
+    except NotFound as exc:
+        raise ValueError(str(exc)) from None
+    started = await _workflows(ctx, "workflows.start").start_machine(run)
+    return {"id": run.workflow_id, "workflow": run.workflow, "key": key, "started": started}
+
+
+def workflows_skill() -> Skill:
+    return Skill(
+        name="workflows",
+        description=("Start the app's state-machine workflows: deterministic runs of tools (and agent steps) with"
+                     " retries, manual approvals and deadlines; cheaper than doing each step yourself."),
+        tools={
+            "start": ToolSpec(
+                name="start",
+                risk="MEDIUM",  # it sets work in motion in the app
+                description=("Start a run of one of the app's workflows by name, with context.variables. Give a"
+                             " key to name the run (a key runs once: starting it again returns started: false)."),
+                parameters=_schema({
+                    "workflow": {"type": "string", "description": "The workflow's name in the app's manifest."},
+                    "key": {"type": "string", "description": "Names the run: lowercase letters, digits, '_' or"
+                            " '-', starting with a letter (default: one per call)."},
+                    "variables": {"type": "object", "description": "The run's context.variables."},
+                }, "workflow"),
+                handler=_workflows_start,
+            ),
+        },
+    )
+
+
 def builtin_skills() -> list[Skill]:
     """Fresh instances of every built-in skill."""
-    return [records_skill(), kv_skill(), memory_skill(), team_skill(), email_skill(), tasks_skill()]
+    return [records_skill(), kv_skill(), memory_skill(), team_skill(), email_skill(), tasks_skill(),
+            workflows_skill()]

@@ -57,7 +57,7 @@ async def call(store: Store, skill: str, tool: str, args: dict[str, Any], **scop
         ("email", "send", "email.send is HIGH risk; pre-filters may only call LOW-risk tools"),
         ("memory", "mark_done", "memory.mark_done is MEDIUM risk; pre-filters may only call LOW-risk tools"),
         ("team", "delegate", "team.delegate is MEDIUM risk; pre-filters may only call LOW-risk tools"),
-        ("x_api", "search", "unknown skill 'x_api' (registered skills: email, kv, memory, records, tasks, team)"),
+        ("x_api", "search", "unknown skill 'x_api' (registered skills: email, kv, memory, records, tasks, team, workflows)"),
         ("kv", "scan", "skill 'kv' has no tool 'scan' (its tools: delete, get, list, set)"),
     ],
 )

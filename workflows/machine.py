@@ -25,6 +25,7 @@ every MAX_TRANSITIONS_PER_RUN transitions (or when Temporal suggests it), carryi
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,13 +53,16 @@ with workflow.unsafe.imports_passed_through():
         Step,
         TransitionRequest,
     )
+    from contract.messages import TickRef
     from contract.names import MACHINE_CALL, MACHINE_WORKFLOW, QUERY_MACHINE, UPDATE_RETRY, UPDATE_TRANSITION
     from contract.search_attributes import SA_MACHINE_PLACE, SA_MACHINE_STATUS
     from manifest.expressions import ExpressionError, render, truthy
-    from manifest.machines import END, CallSpec, TransitionSpec, load_definition, parse_duration
+    from manifest.machines import END, AgentCallSpec, CallSpec, TransitionSpec, load_definition, parse_duration
     from workflows.failures import error_text, is_cancellation
+    from workflows.turn import AgentTurn, run_agent_turn
 
 COMPENSATION_ATTEMPTS = 5
+NEXT_PLACE = "nextPlace"
 
 
 class TransitionFailed(Exception):
@@ -373,13 +377,16 @@ class MachineWorkflow:
                       checkpoint: Checkpoint, source: str) -> Any:
         if path in checkpoint.done:
             return checkpoint.done[path]
-        if call.agent is not None:
-            raise TransitionFailed(f"agent calls are not available in this version (agent {call.agent.id})")
-        assert call.tool is not None
-        arguments = render(call.arguments, scope)
         input = self._input
         key = f"{input.workflow_id}/{checkpoint.firing}/{path}"
         targets = " | ".join(transition.targets)
+        if call.agent is not None:
+            result = await self._agent_step(transition, call.agent, key, scope, f"{transition.name}: {source} →"
+                                                                                 f" {targets} · agent {call.agent.id}")
+            checkpoint.done[path] = result
+            return result
+        assert call.tool is not None
+        arguments = render(call.arguments, scope)
         result: MachineCallResult = await workflow.execute_activity(
             MACHINE_CALL,
             MachineCallRequest(tenant=input.tenant, app=input.app, workflow=input.workflow,
@@ -396,6 +403,33 @@ class MachineWorkflow:
                 transition=transition.name, call=call.tool, tool=call.compensate.tool,
                 arguments=render(call.compensate.arguments, undo_scope), key=f"{key}/undo"))
         return result.result
+
+    async def _agent_step(self, transition: TransitionSpec, agent: AgentCallSpec, key: str, scope: dict[str, Any],
+                          summary: str) -> dict[str, Any]:
+        """An agent turn as a call (a durable turn: each LLM and tool call an activity, budgets and the
+        agent's shadow_mode apply). With several targets the agent may end its reply with
+        `nextPlace: X`; only a declared target is taken (another is the transition's error)."""
+        prompt = render(agent.prompt, scope)
+        if not isinstance(prompt, str):
+            prompt = json.dumps(prompt, ensure_ascii=False)
+        targets = transition.targets
+        if len(targets) > 1:
+            prompt += (f"\n\nEnd your reply with one line `{NEXT_PLACE}: PLACE`, where PLACE is exactly one of:"
+                       f" {', '.join(targets)}.")
+        input = self._input
+        tick = TickRef(heartbeat_id=input.workflow_id, tenant=input.tenant, app=input.app, agent=agent.id,
+                       slug=input.workflow, tick_id=key.removeprefix(f"{input.workflow_id}/"), at=workflow.now(),
+                       trigger="machine")
+        reply = await run_agent_turn(AgentTurn(tick=tick, prompt=prompt, model_tier=agent.model_tier,
+                                               conversation_mode="isolated", purpose="machine", turn_id=key,
+                                               summary=summary, label=f"agent {agent.id} ({agent.model_tier})"))
+        result: dict[str, Any] = {"text": reply.text, "provider": reply.provider, "model": reply.model,
+                                  "tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out}
+        if len(targets) > 1:
+            chosen = _chosen_place(reply.text)
+            if chosen is not None:
+                result["nextPlace"] = chosen
+        return result
 
     async def _compensate(self) -> None:
         """Run the pending compensations, last first; each retried, none skipped."""
@@ -452,6 +486,15 @@ class MachineWorkflow:
         if SA_MACHINE_STATUS in workflow.info().typed_search_attributes:
             workflow.upsert_search_attributes([SA_MACHINE_STATUS.value_set(status),
                                                SA_MACHINE_PLACE.value_set(state.place)])
+
+
+def _chosen_place(text: str) -> str | None:
+    """The place a reply's last `nextPlace: X` line names (backticks and a trailing dot ignored)."""
+    for line in reversed(text.strip().splitlines()):
+        name, sep, value = line.strip().strip("`*").partition(":")
+        if sep and name.strip().lower() == NEXT_PLACE.lower():
+            return value.strip().strip("`*. ") or None
+    return None
 
 
 def _call_options(transition: TransitionSpec) -> dict[str, Any]:
