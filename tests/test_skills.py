@@ -87,6 +87,7 @@ def test_builtin_risk_levels() -> None:
         "tasks.create": "MEDIUM",
         "tasks.cancel": "MEDIUM",
         "tasks.list": "LOW",
+        "workflows.start": "MEDIUM",
     }
 
 
