@@ -28,8 +28,9 @@ from contract.errors import HeartbeatsError
 from contract.machine import MACHINE_TOOL_ERROR, MAX_RESULT_BYTES, MachineCallRequest, MachineCallResult
 from contract.ports import Workflows
 from manifest.machines import BUILTIN_DOCUMENT_TOOLS
+from skills.documents import run_document_tool
 from skills.registry import SkillContext, SkillError, SkillRegistry, check_arguments
-from store.errors import StoreError
+from store.errors import StoreError, VersionConflict
 from store.store import Store
 
 logger = logging.getLogger(__name__)
@@ -39,13 +40,13 @@ async def run_machine_call(store: Store, skills: SkillRegistry, request: Machine
                            workflows: Workflows | None = None) -> MachineCallResult:
     """Run the call; ApplicationError MACHINE_TOOL_ERROR for the call's own mistakes."""
     if request.tool in BUILTIN_DOCUMENT_TOOLS:
-        from skills.documents import run_document_tool
-
         try:
             result = await run_document_tool(store, tenant=request.tenant, app=request.app, tool=request.tool,
                                              arguments=request.arguments, documents=request.documents,
                                              idempotency_key=request.idempotency_key,
                                              created_by=request.workflow_id)
+        except VersionConflict:
+            raise  # other writers kept winning: the activity's next attempt reads again
         except (HeartbeatsError, StoreError) as exc:
             raise _refused(request, str(exc)) from None
         return _result(request, result)

@@ -15,6 +15,7 @@ from cli import (
     budget_commands,
     data_commands,
     demo_command,
+    documents_commands,
     handler_commands,
     ingress_commands,
     install_commands,
@@ -61,6 +62,7 @@ for command in (
     *budget_commands.COMMANDS,
     *shadow_commands.COMMANDS,
     *workflow_commands.COMMANDS,
+    *documents_commands.COMMANDS,
     *demo_command.COMMANDS,
 ):
     cli.add_command(command)

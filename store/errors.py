@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contract.errors import ConfigurationError, InvalidInput, NotFound
+from contract.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 
 
 class StoreError(InvalidInput):
@@ -15,3 +15,12 @@ class DatabaseUrlError(StoreError, ConfigurationError):
 
 class NotFoundError(StoreError, NotFound):
     """A row the request depends on does not exist for this tenant."""
+
+
+class VersionConflict(Conflict):
+    """A versioned write found another latest version than the one it was based on: someone else
+    wrote in between. Read again and retry."""
+
+    def __init__(self, message: str, *, latest: int) -> None:
+        super().__init__(message)
+        self.latest = latest

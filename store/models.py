@@ -210,3 +210,29 @@ class Receipt(FromRow):
         return body
 
 
+
+
+@dataclass(frozen=True, slots=True)
+class Document(JsonForm):
+    """One version of a document of an app (`documents:` in its manifest): its content as written."""
+
+    app: str
+    name: str
+    version: int
+    content: dict[str, Any]
+    created_at: datetime
+    created_by: str  # the workflow run / call that wrote it; "" when not said
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Document:
+        return cls(row.app_id, row.name, row.version, row.content, row.created_at, row.created_by)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSummary(JsonForm):
+    """A document of an app: its latest version and when that was written."""
+
+    app: str
+    name: str
+    version: int
+    updated_at: datetime

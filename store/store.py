@@ -28,6 +28,7 @@ from store.config import resolve_database_url
 from store.conversations import Conversations
 from store.db import Db, SharedTransaction, TransactionPerCall, create_engine, transaction
 from store.dedupe import Dedupe
+from store.documents import Documents
 from store.events import Events
 from store.idempotency import IdempotentRequests
 from store.jobs import RuntimeTasks
@@ -93,6 +94,7 @@ class Areas:
         self.queue = OperatorQueue(db)
         self.audit = AuditLog(db)
         self.shadow = Shadow(db)
+        self.documents = Documents(db)
 
 
 class Transaction(Areas):

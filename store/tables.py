@@ -502,3 +502,29 @@ class ShadowPromotionRow(Base):
     promoted_by: Mapped[str] = mapped_column(String(200))
     promoted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     report: Mapped[Any] = mapped_column(JSONData)
+
+
+class DocumentRow(Base):
+    """One version of a document a state-machine workflow keeps (the app's `documents:`).
+
+    A write adds a row, version = the previous + 1: (tenant, app, name, version) is unique, so two
+    writers never both get one version. `idempotency_key` is the writing tool call's key: a retried
+    call finds its row and writes nothing (NULL for writes without one; NULLs never collide).
+    """
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "app_id", "name", "version"),
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        CheckConstraint("version >= 1", name="version"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(IdString)
+    app_id: Mapped[str] = mapped_column(IdString)
+    name: Mapped[str] = mapped_column(IdString)
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[Any] = mapped_column(JSONData)
+    created_by: Mapped[str] = mapped_column(String(500), default="")
+    idempotency_key: Mapped[str | None] = mapped_column(String(600))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

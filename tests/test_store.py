@@ -63,7 +63,7 @@ async def test_migrations_apply_from_nothing_and_match_the_tables(database: Data
     await store.close()
 
     revision, tables, differences = await _schema_state(database)
-    assert revision == head_revision() == "0008"
+    assert revision == head_revision() == "0009"
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
     # The hand-written migration and tables.py describe the same schema.
     assert differences == []
