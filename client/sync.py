@@ -27,9 +27,9 @@ from client.checks import LoadedManifest, ManifestsInvalid, never_firing, requir
 from client.install import AppPlan, InstallResult, UninstallResult, entity_configs, plan_install, planned_calls
 from client.temporal import (
     CONCURRENCY,
+    app_runs_query,
     cancel_workflow,
     entities_query,
-    handlers_query,
     is_running,
     running_ids,
     vision_query,
@@ -152,12 +152,12 @@ async def uninstall_app(
     client: Client, store: Store, *, tenant: str, app: str, limiter: Limiter | None = None
 ) -> UninstallResult:
     """Cancel every workflow of the app, its heartbeats, tasks, runtime tasks, agents' vision loops,
-    chats and inbound messages in progress (found by visibility, the stored manifest's ids and the runtime tasks' rows), then mark
+    chats, inbound messages and state-machine runs in progress (found by visibility, the stored manifest's ids and the runtime tasks' rows), then mark
     it uninstalled."""
     limiter = limiter or Limiter()
     recorded = await recorded_app(store, tenant=tenant, app=app)
     ids = await running_ids(client, entities_query(tenant, app=app)) | await running_ids(
-        client, vision_query(tenant, app)) | await running_ids(client, handlers_query(tenant, app))
+        client, vision_query(tenant, app)) | await running_ids(client, app_runs_query(tenant, app))
     old_manifest = stored_manifest(recorded)
     if old_manifest is not None and recorded.status == "installed":
         ids |= {cfg.workflow_id for cfg in entity_configs(old_manifest, tenant=tenant, tenant_timezone="UTC")}

@@ -20,6 +20,7 @@ from contract.names import (
     HEARTBEAT_WORKFLOW,
     INBOUND_WORKFLOW,
     JOB_WORKFLOW,
+    MACHINE_WORKFLOW,
     QUERY_STATUS,
     TASK_WORKFLOW,
     VISION_ID_PREFIX,
@@ -84,9 +85,11 @@ def disabled_query(tenant: str | None = None) -> str:
     return entities_query(tenant, 'HeartbeatStatus="disabled"')
 
 
-def handlers_query(tenant: str, app: str) -> str:
-    """Visibility query of an app's running chat and inbound workflows (by their owner attributes)."""
-    return (f'WorkflowType IN ("{CHAT_WORKFLOW}", "{INBOUND_WORKFLOW}") AND ExecutionStatus="Running"'
+def app_runs_query(tenant: str, app: str) -> str:
+    """Visibility query of an app's running chats, inbound messages and state-machine runs (by their
+    owner attributes)."""
+    return (f'WorkflowType IN ("{CHAT_WORKFLOW}", "{INBOUND_WORKFLOW}", "{MACHINE_WORKFLOW}")'
+            f' AND ExecutionStatus="Running"'
             f' AND HeartbeatTenant="{tenant}" AND HeartbeatApp="{app}"')
 
 

@@ -4,6 +4,7 @@ retry and cancel refusals, and tenants that share a prefix seeing nothing of eac
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,27 @@ async def test_unknown_workflow_and_bad_ids(served):
     assert bad.status_code == 400
     extra = await env.http.post(f"{RUNS}/approval/runs", headers=AUTH, json={"keys": "x"})
     assert extra.status_code == 400
+
+
+async def test_uninstall_cancels_the_apps_running_runs(served):
+    from client.sync import uninstall_app
+
+    env = served
+    assert (await env.http.post(f"{RUNS}/approval/runs", headers=AUTH, json={"key": "doomed"})).status_code == 201
+    await waiting(env, f"{RUNS}/approval/runs/doomed")
+    client = await env.context.backends.temporal()
+    for _ in range(50):  # visibility is eventually consistent
+        if [run async for run in client.list_workflows(
+                f'WorkflowId="machine:{TENANT}:{APP}:approval:doomed" AND MachineStatus="waiting"')]:
+            break
+    result = await uninstall_app(client, env.store, tenant=TENANT, app=APP)
+    assert "machine:acme:flows:approval:doomed" in result.cancelled
+    for _ in range(100):  # the run processes its cancellation
+        shown = (await env.http.get(f"{RUNS}/approval/runs/doomed", headers=AUTH)).json()
+        if shown["status"] == "cancelled":
+            break
+        await asyncio.sleep(0.05)
+    assert shown["status"] == "cancelled"
+    # The other tenant's run of the same app and key is untouched.
+    other = f"/v1/tenants/{TENANT}2/apps/{APP}/workflows/approval/runs"
+    assert (await env.http.post(other, headers=AUTH, json={"key": "doomed"})).status_code == 201
