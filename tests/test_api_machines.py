@@ -61,6 +61,7 @@ async def waiting(env, path: str) -> dict:
         shown = (await env.http.get(path, headers=AUTH)).json()
         if shown.get("status") == "waiting":
             return shown
+        await asyncio.sleep(0.05)
     raise AssertionError(shown)
 
 
