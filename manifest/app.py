@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from manifest.handlers import OnChatSpec, OnInboundSpec
 from manifest.machines import DocumentSpec, WorkflowSpec
@@ -124,9 +124,11 @@ class AppManifest(ManifestModel):
     id: Identifier = Field(description="App id; part of every heartbeat's workflow id.")
     name: str = Field(default="", description="Display name; defaults to the id.")
     version: str = Field(default="0.0.0", description="The app's version, e.g. 1.0.0.")
-    agents: list[AgentSpec] = Field(default_factory=list, description="At least one, unless the app has workflows.")
+    # Workflows before agents: the agents' check reads them (an app needs agents, workflows, or both).
     workflows: list[WorkflowSpec] = Field(default_factory=list, description="State-machine workflows; docs/workflows.md.")
     documents: list[DocumentSpec] = Field(default_factory=list, description="Kinds of document workflows keep.")
+    agents: list[AgentSpec] = Field(default_factory=list, validate_default=True,
+                                    description="At least one, unless the app has workflows.")
 
     @field_validator("version", mode="before")
     @classmethod
@@ -135,7 +137,9 @@ class AppManifest(ManifestModel):
 
     @field_validator("agents")
     @classmethod
-    def _check_agents(cls, agents: list[AgentSpec]) -> list[AgentSpec]:
+    def _check_agents(cls, agents: list[AgentSpec], info: ValidationInfo) -> list[AgentSpec]:
+        if not agents and "workflows" in info.data and not info.data["workflows"]:
+            raise problem("an app needs agents, workflows, or both")
         ids: dict[str, int] = {}
         for index, agent in enumerate(agents):
             if agent.id in ids:
@@ -159,12 +163,6 @@ class AppManifest(ManifestModel):
                             raise problem(f"no agent {member!r} in this app", index, "tasks", t, "triggers", k,
                                           "from", position)
         return agents
-
-    @model_validator(mode="after")
-    def _something_to_run(self) -> AppManifest:
-        if not self.agents and not self.workflows:
-            raise problem("an app needs agents, workflows, or both", "agents")
-        return self
 
     @field_validator("workflows", "documents")
     @classmethod

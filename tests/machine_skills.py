@@ -114,6 +114,38 @@ workflows:
         to: end
         call:
           - tool: ledger.charge
+  - name: escalation
+    type: stateMachine
+    transitions:
+      - {name: open, from: start, to: pending_review}
+      - name: approve
+        from: pending_review
+        to: end
+        when: manual
+        payload_schema: {type: object}
+        deadline: 1h
+        on_deadline: escalated
+      - name: decide
+        from: escalated
+        to: end
+        when: manual
+        payload_schema: {type: object}
+  - name: loop
+    type: stateMachine
+    transitions:
+      - name: first
+        from: start
+        to: looping
+        call: [{tool: count, as: N}]
+      - name: again
+        from: looping
+        to: looping
+        when: ${ N.n < 210 }
+        call: [{tool: count, as: N}]
+      - name: done
+        from: looping
+        to: end
+        when: ${ N.n >= 210 }
   - name: resumable
     type: stateMachine
     transitions:

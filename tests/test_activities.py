@@ -125,7 +125,8 @@ def test_all_registers_every_activity_the_workflows_call(acts: HeartbeatActiviti
     names = sorted(fn.__temporal_activity_definition.name for fn in acts.all())
     called = sorted({contract.PREFILTER, contract.AGENT_TURN, contract.AGENT_STEP, contract.TOOL_CALL,
                      contract.COMPLETE_TICK, contract.RECORD_RECEIPT, contract.WAKE_VISION,
-                     contract.RECORD_VISION_PLAN, contract.TASK_POLL, contract.TASK_CASES, contract.JOB_ENDED})
+                     contract.RECORD_VISION_PLAN, contract.TASK_POLL, contract.TASK_CASES, contract.JOB_ENDED,
+                     contract.MACHINE_CALL})
     assert names == called
 
 

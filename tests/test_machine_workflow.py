@@ -143,7 +143,7 @@ async def test_a_manual_transition_refuses_a_bad_payload_with_nothing_changed_th
     assert result.steps[1].manual
 
 
-async def test_a_deadline_moves_the_waiting_run_and_then_refuses_the_transition(env, store):
+async def test_a_deadline_moves_the_waiting_run(env, store):
     handle = await start(env.client, store, "approval", "a2")
     await until(handle, "waiting")
     await env.sleep(timedelta(hours=49))
@@ -152,6 +152,34 @@ async def test_a_deadline_moves_the_waiting_run_and_then_refuses_the_transition(
         ("prepare", "waiting_for_approval", "ok"), ("process_user_approval", "expired", "deadline"),
         ("expire", "end", "ok")]
     assert calls("approval_processor") == []
+
+
+async def test_an_update_after_the_deadline_moved_the_run_is_refused_and_nothing_is_applied_twice(env, store):
+    handle = await start(env.client, store, "escalation", "e1")
+    await until(handle, "waiting")
+    await env.sleep(timedelta(hours=2))
+    moved = await until(handle, "waiting")
+    assert moved.place == "escalated"
+    assert [(s.transition, s.target, s.outcome) for s in moved.steps][-1] == ("approve", "escalated", "deadline")
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(UPDATE_TRANSITION, TransitionRequest(transition="approve", payload={}),
+                                    result_type=MachineView)
+    assert "no manual transition 'approve' leaves 'escalated'" in str(refused.value.cause)
+    done = await handle.execute_update(UPDATE_TRANSITION, TransitionRequest(transition="decide", payload={}),
+                                       result_type=MachineView)
+    assert done.place == "end"
+    result = await handle.result()
+    assert [s.transition for s in result.steps] == ["open", "approve", "decide"]
+
+
+async def test_a_long_run_continues_as_new_carrying_its_place_and_variables(env, store):
+    handle = await start(env.client, store, "loop", "l1")
+    result = await handle.result()
+    assert result.status == "completed" and result.variables["N"] == {"n": 210}
+    assert result.steps_total == 211 and len(result.steps) == 100  # the last 100 kept
+    first_run = await env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id).fetch_history()
+    assert first_run.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    assert len(calls("count")) == 210  # no call repeated across the new run
 
 
 async def test_fan_out_of_twenty_items_runs_at_most_four_at_once_and_fans_in_in_order(env, store):
