@@ -273,12 +273,15 @@ async def test_a_commitment_made_in_one_tick_is_acted_on_when_due(store, provide
         await env.client.start_workflow(HeartbeatWorkflow.run, HeartbeatInput(config=config), id=review_id,
                                         task_queue=TASK_QUEUE)
         made = await env.get_current_time()
+        # "tomorrow" is due at 09:00 the next day: run until six hours past it, whatever time it is now.
+        due = datetime.combine((made + timedelta(days=1)).date(), datetime.min.time(), UTC).replace(hour=9)
         handle = await start(env.client, manifest)  # hourly_kpi
         await handle.signal(HeartbeatWorkflow.run_now)
         await newest_receipts(store, 1)
-        await env.sleep(timedelta(days=1, hours=6))
+        # Its weekly tick may fall in the day ahead (on a Wednesday): paused, it calls no model.
+        await handle.signal(HeartbeatWorkflow.pause)
+        await env.sleep(due + timedelta(hours=6) - made)
         receipts = list(reversed(jsonable(await store.receipts.list(tenant=TENANT, heartbeat_id=review_id, limit=1000))))
-    due = datetime.combine((made + timedelta(days=1)).date(), datetime.min.time(), UTC).replace(hour=9)
     acted = [r for r in receipts if r["outcome"] == "substantive"]
     assert len(acted) == 1 and "Followed up" in acted[0]["reply"]  # acted on once, then done
     acted_at = datetime.fromisoformat(acted[0]["at"].replace("Z", "+00:00"))
