@@ -26,6 +26,7 @@ from sqlalchemy import Table, and_, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contract.machine import MAX_RESULT_BYTES
 from store.checks import check_count, check_id, check_ids, check_json, check_limit, check_text
 from store.db import Area
 from store.errors import StoreError, VersionConflict
@@ -35,9 +36,10 @@ from store.types import utcnow
 
 documents: Table = DocumentRow.__table__  # type: ignore[assignment]
 
-# A document's content travels through workflow history (a tool's result): keep it well below
-# Temporal's payload limit (2 MiB).
-MAX_CONTENT_BYTES = 256 * 1024
+# A document's content travels through workflow history as a tool's result, which may be at most
+# MAX_RESULT_BYTES of JSON: leave room for the result's other fields (name, version, time), so a
+# document that could be written can always be returned.
+MAX_CONTENT_BYTES = MAX_RESULT_BYTES - 1024
 MAX_CREATED_BY_CHARS = 500
 MAX_IDEMPOTENCY_KEY_CHARS = 600
 
@@ -156,9 +158,10 @@ def _check_content(content: Any, name: str) -> dict[str, Any]:
         raise StoreError(f"content of document {name!r} must be a JSON object (got {type(content).__name__})")
     check_json(content, f"content of document {name!r}")
     encoded = json.dumps(content, allow_nan=False, ensure_ascii=False)
-    if len(encoded.encode()) > MAX_CONTENT_BYTES:
-        raise StoreError(f"content of document {name!r} must be at most {MAX_CONTENT_BYTES // 1024} KiB of JSON"
-                         f" (got {len(encoded.encode()) // 1024} KiB)")
+    size = len(encoded.encode())
+    if size > MAX_CONTENT_BYTES:
+        raise StoreError(f"content of document {name!r} must be at most {MAX_CONTENT_BYTES:,} bytes of JSON"
+                         f" (got {size:,}): keep big data elsewhere and put its reference in the document")
     # What the database will hand back (keys as strings, tuples as lists): the written value is that.
     return json.loads(encoded)
 

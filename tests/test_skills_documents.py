@@ -9,8 +9,10 @@ import json
 import pytest
 
 from contract.errors import Conflict, InvalidInput, NotFound
+from contract.machine import MAX_RESULT_BYTES
 from manifest.machines import BUILTIN_DOCUMENT_TOOLS
 from skills.documents import DOCUMENT_TOOLS, DocumentError, DocumentNotFound, run_document_tool
+from store.documents import MAX_CONTENT_BYTES
 
 TENANT, APP = "acme", "billing"
 INVOICE = {
@@ -233,13 +235,29 @@ async def test_bad_calls_raise_a_clear_document_error_and_write_nothing(store, t
 
 
 async def test_what_the_store_refuses_comes_as_a_document_error(store):
-    with pytest.raises(DocumentError, match="create_document: content of document 'note' must be at most 256 KiB"):
+    with pytest.raises(DocumentError, match="create_document: content of document 'note' must be at most"):
         await call(store, "create_document", {"document": "note", "update": {"text": "x" * 300_000}})
     with pytest.raises(DocumentError, match="tenant id must be lowercase"):
         await call(store, "create_document", {"document": "note"}, tenant="ACME")
     with pytest.raises(DocumentError, match="idempotency key must not be empty"):
         await call(store, "create_document", {"document": "note"}, key="")
     assert await store.documents.list(tenant=TENANT) == []
+
+
+async def test_the_biggest_document_that_can_be_written_can_be_returned_as_a_calls_result(store):
+    # The result of a call (name, version, content, time) must fit a machine call's result: a write
+    # that succeeded and then could not be returned would leave a version behind a failed call.
+    name = "d" * 63
+    documents = {name: {"type": "object"}}
+    text = "é" * ((MAX_CONTENT_BYTES - len('{"text": ""}')) // 2)  # two bytes each in UTF-8
+    result = await call(store, "create_document", {"document": name, "update": {"text": text}}, documents=documents)
+    assert len(json.dumps({"text": text}, ensure_ascii=False).encode()) == MAX_CONTENT_BYTES
+    assert len(json.dumps(result, ensure_ascii=False, allow_nan=False).encode()) <= MAX_RESULT_BYTES
+    loaded = await call(store, "load_document", {"document": name}, documents=documents)
+    assert len(json.dumps(loaded, ensure_ascii=False).encode()) <= MAX_RESULT_BYTES
+    with pytest.raises(DocumentError, match="must be at most"):
+        await call(store, "create_document", {"document": name, "update": {"text": text + "x"}}, documents=documents)
+    assert await versions(store, name) == [(1, {"text": text})]
 
 
 async def test_a_schema_that_is_not_one_is_a_document_error(store):

@@ -173,7 +173,7 @@ async def test_content_is_stored_as_the_json_it_becomes(store):
     ({"content": [1, 2]}, "must be a JSON object"),
     ({"content": {"x": float("nan")}}, "not JSON-serialisable"),
     ({"content": {"x": "a\x00b"}}, "NUL"),
-    ({"content": {"x": "y" * 300_000}}, "at most 256 KiB"),
+    ({"content": {"x": "y" * 300_000}}, "must be at most 261,120 bytes of JSON"),
     ({"created_by": 7}, "created_by must be a string"),
     ({"idempotency_key": ""}, "idempotency key must not be empty"),
     ({"expected_latest": -1}, "expected_latest must be a non-negative integer"),
