@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +14,7 @@ from pathlib import Path
 from contract.errors import InvalidInput, NotFound
 from manifest.app import AppManifest
 from manifest.ids import id_problem
-from manifest.loader import ManifestError, load_manifest, problem_at
+from manifest.loader import ManifestError, Problem, load_manifest, locator
 from manifest.machine_checks import workflow_problems
 from manifest.machines import BUILTIN_DOCUMENT_TOOLS
 from manifest.models import INTERNAL_SOURCES
@@ -38,6 +38,19 @@ class ManifestsInvalid(InvalidInput):
 class LoadedManifest:
     path: Path
     manifest: AppManifest
+
+
+class _Located:
+    """`file:line:col: field: message` lines, each file read and parsed once however many problems
+    it has (once per problem, a manifest with hundreds of them took minutes)."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, Callable[[tuple, str], Problem]] = {}
+
+    def __call__(self, item: LoadedManifest, loc: tuple, message: str) -> str:
+        if item.path not in self._files:
+            self._files[item.path] = locator(item.path)
+        return str(self._files[item.path](loc, message))
 
 
 def check_manifests(paths: Sequence[Path], registry: SkillRegistry | None = None) -> tuple[list[LoadedManifest], list[str]]:
@@ -65,10 +78,11 @@ def machine_findings(loaded: Iterable[LoadedManifest], registry: SkillRegistry |
     """The graph and expression checks of every state-machine workflow, and each tool it calls
     resolved against the registry: (`file:line:col: field: message`, is_warning) each."""
     registry = registry or default_registry()
+    located = _Located()
     found: list[tuple[str, bool]] = []
     for item in loaded:
         for problem in workflow_problems(item.manifest):
-            found.append((str(problem_at(item.path, problem.at, problem.message)), problem.warning))
+            found.append((located(item, problem.at, problem.message), problem.warning))
         for i, workflow in enumerate(item.manifest.workflows):
             for j, transition in enumerate(workflow.transitions):
                 for k, call in enumerate(transition.call):
@@ -81,8 +95,8 @@ def machine_findings(loaded: Iterable[LoadedManifest], registry: SkillRegistry |
                             continue
                         reason = resolve_tool_problem(registry, single.tool)
                         if reason:
-                            found.append((str(problem_at(item.path, ("workflows", i, "transitions", j, *where, "tool"),
-                                                         reason)), False))
+                            found.append((located(item, ("workflows", i, "transitions", j, *where, "tool"), reason),
+                                          False))
     return found
 
 
@@ -111,14 +125,15 @@ def registry_problems(loaded: Iterable[LoadedManifest], registry: SkillRegistry 
 
     Needs no server: `heartbeats validate` runs it as well as `install`."""
     registry = registry or default_registry()
+    located = _Located()
     problems: list[str] = []
     for item in loaded:
         for i, agent in enumerate(item.manifest.agents):
             for k, skill in enumerate(agent.tools):
                 if skill not in registry:
                     known = ", ".join(sorted(registry.names()))
-                    problems.append(str(problem_at(item.path, ("agents", i, "tools", k),
-                                                   f"no skill {skill!r} is registered (known: {known})")))
+                    problems.append(located(item, ("agents", i, "tools", k),
+                                            f"no skill {skill!r} is registered (known: {known})"))
             prefilters = [(("heartbeats", j), heartbeat) for j, heartbeat in enumerate(agent.heartbeats)]
             prefilters += [(("tasks", t, "triggers", k), trigger) for t, task in enumerate(agent.tasks)
                            for k, trigger in enumerate(task.triggers) if trigger.type == "heartbeat"]
@@ -127,7 +142,7 @@ def registry_problems(loaded: Iterable[LoadedManifest], registry: SkillRegistry 
                     continue  # the internal sources are checked by the manifest rules
                 reason = registry.prefilter_problem(prefilter.skill, prefilter.tool)
                 if reason:
-                    problems.append(str(problem_at(item.path, ("agents", i, *where, "skill"), reason)))
+                    problems.append(located(item, ("agents", i, *where, "skill"), reason))
     return problems
 
 
@@ -136,6 +151,7 @@ def never_firing(loaded: Iterable[LoadedManifest], *, tenant: str, tenant_timezo
     in the tenant's zone) that never falls inside its active hours. Validation cannot know the
     tenant, so calendar schedules are checked there and interval ones here."""
     now = datetime.now(UTC)
+    located = _Located()
     problems = []
     for item in loaded:
         for i, agent in enumerate(item.manifest.agents):
@@ -144,21 +160,21 @@ def never_firing(loaded: Iterable[LoadedManifest], *, tenant: str, tenant_timezo
                     continue
                 if next_fire(heartbeat, tenant_id=tenant, tenant_timezone=tenant_timezone, after=now) is None:
                     zone = heartbeat_zone(heartbeat, tenant_timezone)
-                    problems.append(str(problem_at(
-                        item.path, ("agents", i, "heartbeats", j, "active_hours"),
+                    problems.append(located(
+                        item, ("agents", i, "heartbeats", j, "active_hours"),
                         f"for tenant {tenant!r} ({zone}) no due time of this schedule ever falls inside"
                         f" {heartbeat.active_hours.start}-{heartbeat.active_hours.end}: it would never fire"
-                        " (`heartbeats preview` shows its times)")))
+                        " (`heartbeats preview` shows its times)"))
             for t, task in enumerate(agent.tasks):
                 for schedule in task.time_schedules():
                     if task.active_hours is None or schedule.schedule_type != "interval":
                         continue
                     if next_fire(schedule, tenant_id=tenant, tenant_timezone=tenant_timezone, after=now) is None:
                         where = task.triggers.index(schedule.trigger)
-                        problems.append(str(problem_at(
-                            item.path, ("agents", i, "tasks", t, "triggers", where, "interval_minutes"),
+                        problems.append(located(
+                            item, ("agents", i, "tasks", t, "triggers", where, "interval_minutes"),
                             f"for tenant {tenant!r} no poll of this trigger ever falls inside active_hours"
-                            f" {task.active_hours.start}-{task.active_hours.end}: it would never fire")))
+                            f" {task.active_hours.start}-{task.active_hours.end}: it would never fire"))
     return problems
 
 

@@ -29,6 +29,9 @@ from celpy.celparser import CELParseError
 
 OPEN = "${"
 MAX_EXPRESSION_CHARS = 2_000
+# Levels of the parse tree (a bracket is ~11, an operator in a chain ~2): celpy evaluates by recursion,
+# and an expression much deeper than this fails on every evaluation with a RecursionError.
+MAX_EXPRESSION_DEPTH = 250
 # The comprehension macros bind their first argument: `ITEMS.map(x, x.name)` reads ITEMS, not x.
 _MACROS = frozenset({"map", "filter", "all", "exists", "exists_one"})
 _WHOLE = re.compile(r"\s*\$\{(.*)\}\s*", re.DOTALL)
@@ -75,12 +78,18 @@ def _closing(text: str, start: int) -> int | None:
 
 def sources_in(value: Any) -> list[str]:
     """Every expression source in a JSON value (strings inside lists and mappings included)."""
+    return [source for _, text in strings_in(value) for source in templates(text)]
+
+
+def strings_in(value: Any, at: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+    """(where, text) of every string holding `${` in a JSON value: `where` is the keys and indexes
+    leading to it, so a problem can name the very field."""
     if isinstance(value, str):
-        return templates(value)
+        return [(at, value)] if OPEN in value else []
     if isinstance(value, Mapping):
-        return [source for item in value.values() for source in sources_in(item)]
+        return [found for key, item in value.items() for found in strings_in(item, (*at, key))]
     if isinstance(value, list):
-        return [source for item in value for source in sources_in(item)]
+        return [found for index, item in enumerate(value) for found in strings_in(item, (*at, index))]
     return []
 
 
@@ -106,7 +115,21 @@ def _compiled(source: str) -> tuple[Any, Any]:
         raise ExpressionError(f"`${{ {text} }}` does not parse as CEL: {where}") from None
     except RecursionError:
         raise ExpressionError(f"`${{ {text[:60]} }}` is nested too deeply") from None
+    if _depth(tree) > MAX_EXPRESSION_DEPTH:
+        raise ExpressionError(f"`${{ {text[:60]}{'...' if len(text) > 60 else ''} }}` is nested too deeply to"
+                              " evaluate: use fewer brackets or shorter operator chains, or compute it in steps"
+                              " (a call's `as`)")
     return tree, environment.program(tree)
+
+
+def _depth(tree: Any) -> int:
+    """Levels of a parse tree, counted without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in getattr(node, "children", ()) if hasattr(child, "children"))
+    return deepest
 
 
 def check(source: str) -> None:
@@ -116,17 +139,27 @@ def check(source: str) -> None:
 
 def free_names(source: str) -> set[str]:
     """The names an expression reads from its scope: the roots of `a.b.c`, not the variables a
-    macro binds (`x` in `ITEMS.map(x, x.name)`), nor function names."""
+    macro binds (`x` in `ITEMS.map(x, x.name)`, within the macro only), nor function names."""
     tree, _ = _compiled(source)
-    names, bound = set(), set()
-    for node in tree.iter_subtrees():
-        if node.data == "ident":
-            names.add(str(node.children[0]))
-        elif node.data == "member_dot_arg" and str(node.children[1]) in _MACROS:
-            arguments = node.children[2].children if len(node.children) > 2 and node.children[2] else []
-            if arguments:
-                bound.update(str(ident.children[0]) for ident in arguments[0].iter_subtrees() if ident.data == "ident")
-    return names - bound
+    names: set[str] = set()
+    stack: list[tuple[Any, frozenset[str]]] = [(tree, frozenset())]
+    while stack:
+        node, bound = stack.pop()
+        if node.data in ("ident", "dot_ident"):
+            name = str(node.children[0])
+            if node.data == "dot_ident" or name not in bound:
+                names.add(name)
+            continue
+        children = [child for child in node.children if hasattr(child, "children")]
+        if node.data == "member_dot_arg" and str(node.children[1]) in _MACROS and len(node.children) > 2 \
+                and node.children[2] is not None and len(node.children[2].children) > 1:
+            target, (variable, *rest) = node.children[0], node.children[2].children
+            inner = bound | {str(ident.children[0]) for ident in variable.iter_subtrees() if ident.data == "ident"}
+            stack.append((target, bound))
+            stack.extend((argument, inner) for argument in rest)
+            continue
+        stack.extend((child, bound) for child in children)
+    return names
 
 
 def evaluate(source: str, scope: Mapping[str, Any]) -> Any:
@@ -216,5 +249,5 @@ def to_json(value: Any) -> Any:
     raise ExpressionError(f"an expression produced a {type(value).__name__}, which is not JSON")
 
 
-__all__ = ["ExpressionError", "check", "evaluate", "free_names", "render", "sources_in", "templates", "to_json",
-           "truthy"]
+__all__ = ["ExpressionError", "check", "evaluate", "free_names", "render", "sources_in", "strings_in", "templates",
+           "to_json", "truthy"]

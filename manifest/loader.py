@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -87,11 +88,21 @@ def parse_manifest(raw: bytes | str, *, filename: str = "<manifest>") -> AppMani
 def problem_at(path: str | Path, loc: tuple, message: str) -> Problem:
     """A problem found beyond the schema (e.g. install-time skill checks) at field `loc` of a
     manifest file that validated, with the same file:line:col as validation errors."""
+    return locator(path)(loc, message)
+
+
+def locator(path: str | Path) -> Callable[[tuple, str], Problem]:
+    """`problem_at` for many problems of one file: the file is read and parsed once, not once per
+    problem (a manifest with hundreds of problems would otherwise take minutes)."""
     name = str(path)
     tree = _parse_yaml(Path(path).read_bytes(), name)
-    loc = _file_path(tree, loc)
-    line, column = _position(tree, loc)
-    return Problem(name, line, column, _format_path(loc), message)
+
+    def at(loc: tuple, message: str) -> Problem:
+        found = _file_path(tree, loc)
+        line, column = _position(tree, found)
+        return Problem(name, line, column, _format_path(found), message)
+
+    return at
 
 
 # --- YAML --------------------------------------------------------------------------------------
@@ -368,4 +379,4 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-__all__ = ["ManifestError", "Problem", "load_manifest", "parse_manifest", "problem_at"]
+__all__ = ["ManifestError", "Problem", "load_manifest", "locator", "parse_manifest", "problem_at"]

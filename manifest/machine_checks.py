@@ -2,8 +2,9 @@
 
     for found in workflow_problems(manifest): print(found.at, found.message, found.warning)
 
-Each problem names the field it is about (`at`, a path into the manifest file) so the CLI can show
-file:line:col. The checks, per workflow as resolved against its template:
+Each problem names the field it is about (`at`, a path into the manifest file: in a workflow that
+`extends` a template, into whichever of them writes the field) so the CLI can show file:line:col.
+The checks, per workflow as resolved against its template:
 
 - `extends` names a workflow of the app, without a cycle; an override names a transition the
   template has; transition names are unique;
@@ -11,8 +12,9 @@ file:line:col. The checks, per workflow as resolved against its template:
   every `from`, `to`, `onError` and `on_deadline` is one of them; nothing leaves `end`;
 - every place is reachable from `start`, and `end` is reachable from every place;
 - every `${ }` parses, and reads only `context`, `options`, `transition`, `error`, the `foreach`
-  item where it repeats, and `as` variables set on *every* path to it (a must-be-defined analysis
-  over the graph: a variable set by one branch only is not defined after the branches meet);
+  item where it repeats (and a `compensate`'s `result`), and `as` variables set on *every* path to
+  it (a must-be-defined analysis over the graph: a variable set by one branch only is not defined
+  after the branches meet);
 - an `agent:` call names an agent of the app; a document tool names a declared document;
 - a manual transition without `payload_schema` is a warning: its payload is taken unchecked.
 """
@@ -24,9 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from manifest.app import AppManifest
-from manifest.expressions import ExpressionError, free_names, sources_in, templates
+from manifest.expressions import ExpressionError, free_names, strings_in, templates
 from manifest.machines import (
     BUILTIN_DOCUMENT_TOOLS,
+    COMPENSATE_RESULT,
     END,
     SCOPE_NAMES,
     START,
@@ -50,33 +53,65 @@ def workflow_problems(manifest: AppManifest) -> list[WorkflowProblem]:
     found: list[WorkflowProblem] = []
     for index, workflow in enumerate(manifest.workflows):
         base = ("workflows", index)
+        # Names as written: an extending workflow's two overrides of one name would merge unseen.
+        seen: set[str] = set()
+        for position, transition in enumerate(workflow.transitions):
+            if transition.name in seen:
+                found.append(WorkflowProblem((*base, "transitions", position, "name"),
+                                             f"workflow {workflow.name!r}: duplicate transition name"
+                                             f" {transition.name!r}"))
+            seen.add(transition.name)
         try:
             resolved = resolve_workflow(manifest.workflows, workflow.name)
         except TemplateError as exc:
             found.append(WorkflowProblem((*base, *exc.at), str(exc)))
             continue
-        found += _Checker(manifest, resolved, _locator(manifest, index)).run()
+        found += _Checker(manifest, resolved, _Written(manifest, index)).run()
     return found
 
 
-def _locator(manifest: AppManifest, index: int):
-    """Where transition `name` of workflow `index` is written: in the workflow, or in its template."""
-    def locate(name: str) -> tuple[str | int, ...]:
-        position = index
+_KEYS = {(info.alias or name): name for name, info in TransitionSpec.model_fields.items()}
+
+
+class _Written:
+    """Where a field of the resolved workflow `index` is written: in the workflow itself, or in the
+    template (or its template) that gives it. Used once `extends` resolved, so the chain ends."""
+
+    def __init__(self, manifest: AppManifest, index: int) -> None:
+        self.chain: list[int] = []
+        position: int | None = index
         while position is not None:
-            workflow = manifest.workflows[position]
-            for t, transition in enumerate(workflow.transitions):
-                if transition.name == name:
-                    return ("workflows", position, "transitions", t)
-            parent = workflow.extends
+            self.chain.append(position)
+            parent = manifest.workflows[position].extends
             position = next((i for i, w in enumerate(manifest.workflows) if w.name == parent), None)
-        return ("workflows", index)
-    return locate
+        self.manifest = manifest
+
+    def transition(self, name: str, key: str, *rest: str | int) -> tuple[str | int, ...]:
+        """The field `key` (as written: `from`, `onError`) of transition `name`, then `rest` below it:
+        in the first workflow of the chain whose transition `name` gives `key`."""
+        first = None
+        for position in self.chain:
+            for t, transition in enumerate(self.manifest.workflows[position].transitions):
+                if transition.name == name:
+                    at = ("workflows", position, "transitions", t)
+                    if _KEYS.get(key, key) in transition.model_fields_set:
+                        return (*at, key, *rest)
+                    first = first or at
+                    break
+        return (*(first or ("workflows", self.chain[0])), key, *rest)
+
+    def place(self, place: str) -> tuple[str | int, ...] | None:
+        """The entry of the `places:` list that declares `place`, if one does."""
+        for position in self.chain:
+            declared = self.manifest.workflows[position].places
+            if declared is not None:
+                return ("workflows", position, "places", declared.index(place)) if place in declared else None
+        return None
 
 
 class _Checker:
-    def __init__(self, manifest: AppManifest, workflow: WorkflowSpec, locate) -> None:
-        self.manifest, self.workflow, self.locate = manifest, workflow, locate
+    def __init__(self, manifest: AppManifest, workflow: WorkflowSpec, written: _Written) -> None:
+        self.manifest, self.workflow, self.written = manifest, workflow, written
         self.found: list[WorkflowProblem] = []
 
     def problem(self, at: tuple, message: str, *, warning: bool = False) -> None:
@@ -84,11 +119,6 @@ class _Checker:
 
     def run(self) -> list[WorkflowProblem]:
         transitions = self.workflow.transitions
-        seen: set[str] = set()
-        for transition in transitions:
-            if transition.name in seen:
-                self.problem((*self.locate(transition.name), "name"), f"duplicate transition name {transition.name!r}")
-            seen.add(transition.name)
         places = self._check_places()
         if places is not None:
             self._check_reachability(places)
@@ -96,7 +126,7 @@ class _Checker:
         for transition in transitions:
             self._check_calls(transition)
             if transition.manual and transition.payload_schema is None:
-                self.problem((*self.locate(transition.name), "when"),
+                self.problem(self.written.transition(transition.name, "when"),
                              f"manual transition {transition.name!r} has no payload_schema: its payload is taken"
                              " unchecked", warning=True)
         return self.found
@@ -112,21 +142,22 @@ class _Checker:
         known = {START, END, *declared} if declared is not None else reached
         ok = True
         for transition in self.workflow.transitions:
-            at = self.locate(transition.name)
             for field, key, names in (("from_", "from", transition.sources), ("to", "to", transition.targets),
                                       ("on_error", "onError", [transition.on_error]),
                                       ("on_deadline", "on_deadline", [transition.on_deadline])):
                 for position, place in enumerate(names):
                     if place is None or place in known:
                         continue
-                    where = (*at, key, position) if isinstance(getattr(transition, field), list) else (*at, key)
+                    where = self.written.transition(transition.name, key,
+                                                    *([position] if isinstance(getattr(transition, field), list) else []))
                     hint = ("the places: list" if declared is not None
                             else "any transition's to, onError or on_deadline, nor start")
                     self.problem(where, f"unknown place {place!r} in {transition.name}.{key}: not in {hint}"
                                         f" (places: {', '.join(sorted(known))})")
                     ok = False
             if END in transition.sources:
-                self.problem((*at, "from"), f"transition {transition.name!r} leaves end: end is final")
+                self.problem(self.written.transition(transition.name, "from"),
+                             f"transition {transition.name!r} leaves end: end is final")
                 ok = False
         return known if ok else None
 
@@ -155,12 +186,12 @@ class _Checker:
     def _mention(self, place: str) -> tuple:
         """The field that first names `place`: for a stuck place, where the run is sent there."""
         for transition in self.workflow.transitions:
-            at = self.locate(transition.name)
             for key, names in (("to", transition.targets), ("onError", [transition.on_error]),
                                ("on_deadline", [transition.on_deadline]), ("from", transition.sources)):
                 if place in names:
-                    return (*at, key)
-        return ("workflows",)
+                    return self.written.transition(transition.name, key)
+        # Named by no transition: declared in `places:` only, or `end` that nothing reaches.
+        return self.written.place(place) or ("workflows", self.written.chain[0], "name")
 
     # --- variables ----------------------------------------------------------------------------
 
@@ -179,11 +210,10 @@ class _Checker:
         for transition in self.workflow.transitions:
             before = set.intersection(*(defined[source] for source in transition.sources)) if transition.sources \
                 else set()
-            at = self.locate(transition.name)
             if transition.guard:
-                self._check_names(transition.guard, before, (*at, "when"))
+                self._check_names(transition.guard, before, self.written.transition(transition.name, "when"))
             for index, call in enumerate(transition.call):
-                self._check_call_names(call, before, (*at, "call", index))
+                self._check_call_names(call, before, self.written.transition(transition.name, "call", index))
                 if call.as_:
                     before = before | {call.as_}
 
@@ -197,29 +227,30 @@ class _Checker:
         if call.agent is not None:
             self._check_names(call.agent.prompt, defined, (*at, "agent", "prompt"))
         if call.compensate is not None:
-            self._check_names(call.compensate.arguments, defined | ({call.as_} if call.as_ else set()),
-                              (*at, "compensate", "arguments"))
+            # The undo reads the call's own result, as `result` and as its `as` variable.
+            undo = defined | {COMPENSATE_RESULT} | ({call.as_} if call.as_ else set())
+            self._check_names(call.compensate.arguments, undo, (*at, "compensate", "arguments"))
 
     def _check_names(self, value: Any, defined: set[str], at: tuple) -> None:
-        try:
-            sources = templates(value) if isinstance(value, str) else sources_in(value)
-            for source in sources:
-                unknown = sorted(free_names(source) - defined - set(SCOPE_NAMES))
-                if unknown:
-                    names = ", ".join(unknown)
-                    have = ", ".join(sorted(defined)) or "none yet"
-                    self.problem(at, f"`${{ {source.strip()} }}` reads {names}, which is not set on every path to"
-                                     f" here (set on every path: {have}; also readable: {', '.join(SCOPE_NAMES)})")
-        except ExpressionError as exc:
-            self.problem(at, str(exc))
+        for where, text in strings_in(value):
+            try:
+                for source in templates(text):
+                    unknown = sorted(free_names(source) - defined - set(SCOPE_NAMES))
+                    if unknown:
+                        names = ", ".join(unknown)
+                        have = ", ".join(sorted(defined)) or "none yet"
+                        self.problem((*at, *where), f"`${{ {source.strip()} }}` reads {names}, which is not set on"
+                                                    f" every path to here (set on every path: {have}; also readable:"
+                                                    f" {', '.join(SCOPE_NAMES)})")
+            except ExpressionError as exc:
+                self.problem((*at, *where), str(exc))
 
     # --- calls --------------------------------------------------------------------------------
 
     def _check_calls(self, transition: TransitionSpec) -> None:
-        at = self.locate(transition.name)
         agents = {agent.id for agent in self.manifest.agents}
         for index, call in enumerate(transition.call):
-            for where, single in _singles(call, (*at, "call", index)):
+            for where, single in _singles(call, self.written.transition(transition.name, "call", index)):
                 if single.agent is not None and single.agent.id not in agents:
                     self.problem((*where, "agent", "id"), f"no agent {single.agent.id!r} in this app"
                                                           f" (agents: {', '.join(sorted(agents)) or 'none'})")
@@ -227,12 +258,13 @@ class _Checker:
                     self._check_document(single.arguments, where)
 
     def _check_document(self, arguments: dict[str, Any], at: tuple) -> None:
-        name = arguments.get("document")
+        name, key = arguments.get("document"), ("document",)
         if name is None and isinstance(arguments.get("where"), dict):
-            name = arguments["where"].get("name")
+            name, key = arguments["where"].get("name"), ("where", "name")
         if isinstance(name, str) and "${" not in name and self.manifest.document(name) is None:
             known = ", ".join(document.name for document in self.manifest.documents) or "none"
-            self.problem((*at, "arguments"), f"no document {name!r} is declared under documents: (declared: {known})")
+            self.problem((*at, "arguments", *key),
+                         f"no document {name!r} is declared under documents: (declared: {known})")
 
 
 def _singles(call: CallSpec, at: tuple) -> Iterable[tuple[tuple, CallSpec]]:

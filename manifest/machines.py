@@ -24,9 +24,17 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import jsonschema
-from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from manifest.expressions import ExpressionError, check, templates
+from manifest.expressions import ExpressionError, check, strings_in, templates
 from manifest.models import MAX_PROMPT_CHARS, Identifier, ManifestModel, ModelTier, problem
 
 START, END = "start", "end"
@@ -34,6 +42,7 @@ ON_ENTRY, MANUAL = "onEntry", "manual"
 STATE_MACHINE = "stateMachine"
 # Names an expression reads besides the `as` variables; no `as` may take them.
 SCOPE_NAMES = ("context", "options", "transition", "error")
+COMPENSATE_RESULT = "result"  # what a compensate's arguments also read: the result of the call it undoes
 BUILTIN_DOCUMENT_TOOLS = ("create_document", "load_document", "update_document")
 
 MAX_TRANSITIONS = 200
@@ -59,9 +68,35 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(found[1]) * _UNITS[found[2]])
 
 
-def _name(value: str) -> str:
+def _name_problem(value: str) -> str | None:
     if not _NAME.fullmatch(value):
-        raise problem(f"must be a name of letters, digits, _ and -, starting with a letter (got {value!r})")
+        return f"must be a name of letters, digits, _ and -, starting with a letter (got {value!r})"
+    return None
+
+
+def _name(value: str) -> str:
+    reason = _name_problem(value)
+    if reason:
+        raise problem(reason)
+    return value
+
+
+def _places(value: Any) -> Any:
+    """A place or a non-empty list of distinct places, checked before pydantic tries the union's
+    branches: a bad name is one problem at the very entry, not one per branch at internal paths."""
+    if isinstance(value, str):
+        return _name(value)
+    if not isinstance(value, list):
+        shown = "a mapping" if isinstance(value, dict) else json.dumps(value)
+        raise problem(f"must be a place name or a list of place names (got {shown})")
+    if not value:
+        raise problem("must name at least one place")
+    for index, place in enumerate(value):
+        reason = _name_problem(place) if isinstance(place, str) else f"must be a place name (got {place!r})"
+        if reason:
+            raise problem(reason, index)
+        if place in value[:index]:
+            raise problem(f"place {place!r} is listed twice", index)
     return value
 
 
@@ -96,10 +131,12 @@ def _expression(value: str) -> str:
     return value
 
 
-PlaceName = Annotated[str, AfterValidator(_name), WithJsonSchema({"type": "string", "pattern": _NAME.pattern})]
+_PLACE_SCHEMA = {"type": "string", "pattern": f"^{_NAME.pattern}$"}
+PlaceName = Annotated[str, AfterValidator(_name), WithJsonSchema(_PLACE_SCHEMA)]
 VariableName = Annotated[str, AfterValidator(_variable),
-                         WithJsonSchema({"type": "string", "pattern": _VARIABLE.pattern})]
-Places = PlaceName | list[PlaceName]
+                         WithJsonSchema({"type": "string", "pattern": f"^{_VARIABLE.pattern}$"})]
+Places = Annotated[str | list[str], BeforeValidator(_places),
+                   WithJsonSchema({"anyOf": [_PLACE_SCHEMA, {"type": "array", "items": _PLACE_SCHEMA, "minItems": 1}]})]
 DeadlineText = Annotated[str, AfterValidator(_duration(MAX_DEADLINE)),
                          WithJsonSchema({"type": "string", "pattern": r"^\d+(s|m|h|d|w)$"})]
 TimeoutText = Annotated[str, AfterValidator(_duration(MAX_TIMEOUT)),
@@ -224,13 +261,12 @@ class CallSpec(ManifestModel):
     @field_validator("arguments")
     @classmethod
     def _check_arguments(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from manifest.expressions import sources_in
-
-        try:
-            for source in sources_in(value):
-                check(source)
-        except ExpressionError as exc:
-            raise problem(str(exc)) from None
+        for where, text in strings_in(value):
+            try:
+                for source in templates(text):
+                    check(source)
+            except ExpressionError as exc:
+                raise problem(str(exc), *where) from None
         return value
 
     @model_validator(mode="after")
@@ -248,6 +284,9 @@ class CallSpec(ManifestModel):
                 if inner.parallel is not None or inner.foreach is not None:
                     raise problem("groups do not nest: each call of a parallel group is a tool or agent call",
                                   "parallel", index)
+                if inner.as_ is not None:
+                    raise problem("a call inside a parallel group keeps no variable: give `as` to the group,"
+                                  " which keeps the list of its results in order", "parallel", index, "as")
         if not group:
             for field in ("limit", "settle"):
                 if getattr(self, field) is not None:
@@ -314,17 +353,6 @@ class TransitionSpec(ManifestModel):
             raise problem(f"must be onEntry, manual, or a guard such as ${{ size(ITEMS) > 0 }} (got {value!r})")
         return _expression(value)
 
-    @field_validator("from_", "to")
-    @classmethod
-    def _not_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list):
-            if not value:
-                raise problem("must name at least one place")
-            for index, place in enumerate(value):
-                if place in value[:index]:
-                    raise problem(f"place {place!r} is listed twice", index)
-        return value
-
     @model_validator(mode="after")
     def _manual_fields(self) -> TransitionSpec:
         manual = self.when == MANUAL
@@ -332,8 +360,8 @@ class TransitionSpec(ManifestModel):
             if getattr(self, field) is not None and not manual:
                 raise problem(f"{field} applies to manual transitions (when: manual) only", field)
         if (self.deadline is None) != (self.on_deadline is None):
-            missing = "on_deadline" if self.deadline is not None else "deadline"
-            raise problem(f"deadline and on_deadline go together: give {missing} too", missing)
+            given, missing = ("deadline", "on_deadline") if self.deadline is not None else ("on_deadline", "deadline")
+            raise problem(f"deadline and on_deadline go together: give {missing} too", given)
         return self
 
     @property
@@ -449,8 +477,9 @@ def load_definition(definition: dict[str, Any]) -> WorkflowSpec:
 
 
 def mermaid(workflow: WorkflowSpec, *, current: str | None = None) -> str:
-    """The graph as a Mermaid state diagram: transitions as labelled edges (manual ones marked),
-    errors and deadlines dashed; `current` highlighted."""
+    """The graph as a Mermaid state diagram: transitions as labelled edges (manual ones marked
+    `(manual)`, guards in brackets), an error edge labelled `NAME fails`, a deadline edge `NAME after
+    48h`; `current` highlighted."""
     lines = ["stateDiagram-v2", f"    [*] --> {START}", f"    {END} --> [*]"]
     for transition in workflow.transitions:
         label = transition.name + (" (manual)" if transition.manual else "")
@@ -476,7 +505,7 @@ def _mermaid_id(place: str) -> str:
 
 
 __all__ = [
-    "BUILTIN_DOCUMENT_TOOLS", "END", "MANUAL", "START", "AgentCallSpec", "CallSpec", "CompensateSpec", "DocumentSpec",
-    "RetrySpec", "TemplateError", "TransitionSpec", "WorkflowSpec", "as_list", "json_schema_problem",
+    "BUILTIN_DOCUMENT_TOOLS", "COMPENSATE_RESULT", "END", "MANUAL", "START", "AgentCallSpec", "CallSpec",
+    "CompensateSpec", "DocumentSpec", "RetrySpec", "TemplateError", "TransitionSpec", "WorkflowSpec", "as_list", "json_schema_problem",
     "load_definition", "mermaid", "parse_duration", "pinned_definition", "resolve_workflow",
 ]

@@ -7,7 +7,8 @@ Each corpus file's first line is its expectation, the table this test reads:
     # expect-install: agents[0].heartbeats[0].skill: kv.set is MEDIUM risk
 
 `expect` cases are refused by `manifest.loader.load_manifest` itself; `expect-install` cases are valid
-manifests the skill registry refuses at install (a non-LOW pre-filter tool, an unregistered skill). A
+manifests the skill registry refuses at install (a non-LOW pre-filter tool, an unregistered skill), or
+the static checks of state-machine workflows do (a place never reached, an `extends` cycle). A
 path ending in `*` matches as a prefix. A line carrying `#!` is the line the problem must be reported at.
 A few cases are generated here rather than committed: a 10 MB file, non-UTF-8 bytes, a BOM, NUL bytes,
 an alias bomb far larger than the committed one, and a file nested thousands of levels deep.
