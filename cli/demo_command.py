@@ -29,6 +29,7 @@ DEMO_TENANT = "demo"
 DEMO_TIMEZONE = "Europe/Berlin"
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the repository (editable install)
 EXAMPLE_MANIFESTS = REPO_ROOT / "manifests"
+EXAMPLE_WORKFLOWS = EXAMPLE_MANIFESTS / "workflows"
 # The heartbeat the demo fires once: its pre-filter finds the sample KPIs, so the agent wakes.
 RUN_NOW_TARGET = heartbeat_workflow_id(DEMO_TENANT, "marketing", "cmo", "hourly_kpi")
 
@@ -65,6 +66,21 @@ async def wait_for_receipt(store, heartbeat_id: str, *, newer_than: int, timeout
     return None
 
 
+async def start_demo_run(client, store) -> str:
+    """One run of the example expense workflow, left waiting for its approval (a demo that ran before
+    keeps its run: the key names it)."""
+    from client.machines import start_run
+    from contract.errors import Conflict
+    from contract.names import machine_workflow_id
+
+    try:
+        started = await start_run(client, store, tenant=DEMO_TENANT, app="expenses", workflow="expense_approval",
+                                  key="demo-claim", variables={"AMOUNT": 120, "NOTE": "taxi to the airport"})
+        return started.id
+    except Conflict:
+        return machine_workflow_id(DEMO_TENANT, "expenses", "expense_approval", "demo-claim")
+
+
 def listen_for_api() -> socket.socket:
     """The HTTP server's socket: 127.0.0.1:8080, or a free port when 8080 is taken (a `heartbeats serve`)."""
     from api.server import listen
@@ -84,7 +100,7 @@ async def run_demo(config_path: Path | None) -> None:
     from worker import run_worker
 
     config = load_config(find_config(config_path))
-    loaded = load_manifests(sorted(EXAMPLE_MANIFESTS.glob("*.yaml")))
+    loaded = load_manifests(sorted(EXAMPLE_MANIFESTS.glob("*.yaml")) + sorted(EXAMPLE_WORKFLOWS.glob("*.yaml")))
     api_settings = load_settings()
     api_socket = listen_for_api()
     stop = asyncio.Event()
@@ -113,6 +129,7 @@ async def run_demo(config_path: Path | None) -> None:
             before = len(await store.receipts.list(tenant=DEMO_TENANT, heartbeat_id=RUN_NOW_TARGET, limit=1000))
             await client.get_workflow_handle(RUN_NOW_TARGET).signal(SIGNAL_RUN_NOW)
             receipt = await wait_for_receipt(store, RUN_NOW_TARGET, newer_than=before)
+            waiting = await start_demo_run(client, store)
             click.echo(f"\nRun-now of {RUN_NOW_TARGET}; its receipt:")
             click.echo(json.dumps(receipt.to_json(), indent=2) if receipt else "  (none yet: see `heartbeats runs` below)")
             click.echo(f"""
@@ -123,6 +140,7 @@ Look at:
   run-now:    .venv/bin/temporal workflow signal --workflow-id {RUN_NOW_TARGET} --name run_now
   status:     .venv/bin/temporal workflow query --workflow-id {RUN_NOW_TARGET} --type status
   by status:  .venv/bin/temporal workflow list --query 'HeartbeatTenant="{DEMO_TENANT}" AND HeartbeatStatus="active"'
+  workflow:   .venv/bin/heartbeats workflow show {waiting}   (waits for: workflow transition {waiting} approve --payload '{{"approver": "ada"}}')
   dashboard:  {login_link(api_url, api.token)}
   API:        {curl_example(api_url, api.token)}
 Press Ctrl-C to stop.""")
