@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.context import ApiContext, Context
+from api.pages import needs_attention
 from api.sessions import SESSION_COOKIE
 
 router = APIRouter(include_in_schema=False)
@@ -51,13 +52,6 @@ _LOGIN = """<h1>agent-heartbeats</h1>
 keeps in <code>.data/api-token</code>. The link it prints signs you in directly.</p>
 """
 
-_SIGNED_IN = """<h1>agent-heartbeats</h1>
-<p>The dashboard is signed in.</p>
-<p>The JSON API: <a href="/docs">interactive documentation</a> ·
-<a href="/openapi.json">OpenAPI description</a>. Its calls take the token as
-<code>Authorization: Bearer &lt;token&gt;</code>.</p>
-<form method="post" action="/logout"><button type="submit">Sign out</button></form>
-"""
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -88,7 +82,7 @@ def _open_session(context: ApiContext, request: Request, token: str) -> Response
 async def home(request: Request, context: Context) -> Response:
     if not _signed_in(context, request):
         return _login_page()
-    return _page("Dashboard", _SIGNED_IN)
+    return await needs_attention(context)
 
 
 @router.get("/login")

@@ -63,3 +63,9 @@ class Tenants(Area):
         async with self._db.read() as conn:
             row = (await conn.execute(select(tenants).where(tenants.c.id == tenant))).first()
         return Tenant.from_row(row) if row else None
+
+    async def list(self, *, limit: int = 10_000) -> list[Tenant]:
+        """Every tenant, by id (the operator's view: the dashboard spans tenants)."""
+        async with self._db.read() as conn:
+            rows = (await conn.execute(select(tenants).order_by(tenants.c.id).limit(limit))).all()
+        return [Tenant.from_row(row) for row in rows]
