@@ -837,3 +837,10 @@ async def test_sqlite_and_postgres_agree_on_stored_instant(
         assert str(raw).startswith("2025-03-01 09:00:00")
     else:
         assert raw == datetime(2025, 3, 1, 9, tzinfo=UTC)
+
+
+async def test_tenants_are_listed_by_id(store):
+    for tenant in ("acme2", "acme", "beta"):
+        await store.tenants.upsert(tenant=tenant, timezone="UTC")
+    assert [tenant.id for tenant in await store.tenants.list()] == ["acme", "acme2", "beta"]
+    assert [tenant.id for tenant in await store.tenants.list(limit=1)] == ["acme"]
