@@ -1,6 +1,9 @@
 """Dashboard pages over the same library functions as the CLI and the API (client.machines, client.budgets).
 
     GET  /                                 needs attention: runs waiting for a person, failed runs, open queue items
+    GET  /tenants/{tenant}                 the tenant's heartbeats and tasks: status, next and last run,
+                                           failures, with run-now, pause, resume and enable
+    POST /entities/{id}/{signal}           send that operator signal (CSRF-checked, audited as `dashboard`)
     GET  /runs/{id}                        one state-machine run: place, status, its graph, the steps, and
                                            a form per manual transition, generated from its payload_schema
     POST /runs/{id}/transitions/{name}     fire it (CSRF-checked); a refused payload shows the page again,
@@ -26,6 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.context import ApiContext, Context
 from api.sessions import SESSION_COOKIE
 from client.machines import list_runs, show_run, transition_run
+from client.operations import OPERATOR_SIGNALS, list_heartbeats, signal_heartbeat
 from contract.errors import HeartbeatsError
 from contract.machine import MachineView, ManualOption
 from contract.vocabulary import iso_utc
@@ -67,7 +71,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 
 def _time(value: Any) -> str:
-    text = iso_utc(value) or ""
+    text = (value if isinstance(value, str) else iso_utc(value)) or ""
     return f'<time datetime="{html.escape(text)}" title="{html.escape(text)}">{html.escape(text)}</time>'
 
 
@@ -90,6 +94,8 @@ async def needs_attention(context: ApiContext) -> HTMLResponse:
     try:
         client = await asyncio.wait_for(context.backends.temporal(), TEMPORAL_WAIT_SECONDS) if tenants else None
         for tenant in tenants:
+            rows.append(f'<tr><td>{html.escape(tenant.id)}</td><td><a href="/tenants/{quote(tenant.id)}">heartbeats'
+                        f" and tasks</a></td><td></td><td></td><td></td></tr>")
             for status, what in (("waiting", "waits for a manual transition"), ("failed", "failed: retry or cancel")):
                 for run in await list_runs(client, tenant=tenant.id, status=status, limit=200):
                     rows.append(f"<tr><td>{html.escape(tenant.id)}</td><td>{_run_link(run.id)}</td>"
@@ -110,6 +116,50 @@ async def needs_attention(context: ApiContext) -> HTMLResponse:
 <a href="/openapi.json">OpenAPI description</a> (calls take <code>Authorization: Bearer &lt;token&gt;</code>).</p>
 <form method="post" action="/logout"><button type="submit">Sign out</button></form>"""
     return _page("Needs attention", body)
+
+
+@router.get("/tenants/{tenant}")
+async def tenant_page(tenant: str, request: Request, context: Context) -> Response:
+    session = _session(context, request)
+    if session is None:
+        return RedirectResponse("/", status_code=303)
+    try:
+        found = await list_heartbeats(await context.backends.temporal(), tenant=tenant)
+    except HeartbeatsError as exc:
+        return _page(tenant, f'<h1>{html.escape(tenant)}</h1><p class="problem">{html.escape(str(exc))}</p>', 400)
+    token = csrf_token(session)
+    rows = []
+    for view in sorted(found.views, key=lambda v: v.id):
+        actions = "".join(
+            f'<form method="post" action="/entities/{quote(view.id, safe=":")}/{signal}" style="display:inline">'
+            f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">'
+            f'<button type="submit" aria-label="{signal} {html.escape(view.id)}">{signal.replace("_", "-")}</button></form> '
+            for signal in OPERATOR_SIGNALS)
+        rows.append(f"<tr><td>{html.escape(view.app)}/{html.escape(view.agent)}/{html.escape(view.slug)}</td>"
+                    f'<td class="status" id="status-{html.escape(view.slug)}">{html.escape(view.status)}</td>'
+                    f"<td>{_time(view.next_run)}</td><td>{_time(view.last_run)}</td><td>{view.failure_count}</td>"
+                    f"<td>{actions}</td></tr>")
+    table = ("<table><thead><tr><th>heartbeat or task</th><th>status</th><th>next run (UTC)</th>"
+             "<th>last run (UTC)</th><th>failures in a row</th><th>actions</th></tr></thead>"
+             f"<tbody>{''.join(rows)}</tbody></table>") if rows else "<p>No heartbeats or tasks are running.</p>"
+    return _page(tenant, f"<h1>{html.escape(tenant)}: heartbeats and tasks</h1>{table}")
+
+
+@router.post("/entities/{workflow_id}/{signal}")
+async def signal_entity(workflow_id: str, signal: str, request: Request, context: Context) -> Response:
+    session = _session(context, request)
+    if session is None:
+        return RedirectResponse("/", status_code=303)
+    form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
+    if not hmac.compare_digest((form.get(CSRF_FIELD) or [""])[0], csrf_token(session)):
+        return _page("Refused", '<p class="problem">This form is stale or was not sent from the dashboard.</p>', 403)
+    try:
+        await signal_heartbeat(await context.backends.temporal(), workflow_id, signal,
+                               audit=context.backends.store.audit, actor="dashboard")
+    except HeartbeatsError as exc:
+        return _page("Refused", f'<p class="problem" role="alert">{html.escape(str(exc))}</p>', 400)
+    tenant = workflow_id.split(":")[1]
+    return RedirectResponse(f"/tenants/{quote(tenant)}", status_code=303)
 
 
 @router.get("/runs/{run_id}")

@@ -20,6 +20,7 @@ from api.server import base_url, listen, uvicorn_server
 from api.settings import load_settings
 from client.checks import load_manifests
 from client.machines import show_run, start_run
+from client.operations import heartbeat_status
 from client.sync import install_manifests
 from store import open_store
 from tests.temporal_env import dev_server, running_worker
@@ -27,6 +28,20 @@ from tests.temporal_env import dev_server, running_worker
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TOKEN = "browser-test-token-0123456789abcdefghijklmnop"
+WEEKLY = """\
+id: reports
+agents:
+  - id: analyst
+    heartbeats:
+      - slug: weekly_review
+        skill: _internal_app_records
+        tool: query
+        params: {record_type: kpi}
+        schedule_type: weekly
+        time_of_day: "03:00"
+        day_of_week: 6
+"""
+WEEKLY_ID = "heartbeat:demo:reports:analyst:weekly_review"
 
 
 @pytest.fixture
@@ -35,8 +50,10 @@ async def served(tmp_path):
     store = await open_store(f"sqlite:///{tmp_path / 'h.db'}")
     await store.tenants.upsert(tenant="demo", timezone="Europe/Berlin")
     async with dev_server(tmp_path) as (client, _), running_worker(client, store):
-        await install_manifests(client, store, load_manifests([REPO / "manifests" / "workflows" / "expenses.yaml"]),
-                                tenant="demo")
+        weekly = tmp_path / "weekly.yaml"
+        weekly.write_text(WEEKLY)
+        await install_manifests(client, store, load_manifests([REPO / "manifests" / "workflows" / "expenses.yaml",
+                                                               weekly]), tenant="demo")
         context = build_context(load_settings(token=TOKEN, token_file=tmp_path / "api-token"),
                                 backends=Backends(store=store, temporal=client))
         sock = listen("127.0.0.1", 0)
@@ -111,3 +128,35 @@ async def test_a_form_without_the_sessions_csrf_token_is_refused(served):
         assert answer.status == 403
         await browser.close()
     assert (await show_run(client, run.id)).status in ("running", "waiting", "pending")
+
+
+async def status_shown(page, url: str, wanted: str) -> str:
+    shown = ""
+    for _ in range(50):
+        await page.goto(f"{url}/tenants/demo")
+        shown = await page.locator("#status-weekly_review").inner_text()
+        if shown == wanted:
+            break
+        await asyncio.sleep(0.2)
+    return shown
+
+
+async def test_pause_and_resume_a_heartbeat_from_its_tenants_page(served):
+    client, store, url = served
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = await browser.new_page()
+        await page.goto(f"{url}/login?token={TOKEN}")
+        await page.get_by_role("link", name="heartbeats and tasks").click()
+        assert await status_shown(page, url, "active") == "active"
+        await page.get_by_role("button", name=f"pause {WEEKLY_ID}").click()
+        assert await status_shown(page, url, "paused") == "paused"
+        view, _ = await heartbeat_status(client, WEEKLY_ID)
+        assert view.status == "paused"
+        await page.get_by_role("button", name=f"resume {WEEKLY_ID}").click()
+        assert await status_shown(page, url, "active") == "active"
+        await browser.close()
+    assert (await heartbeat_status(client, WEEKLY_ID))[0].status == "active"
+    audited = await store.audit.list(tenant="demo")
+    assert [(entry.actor, entry.action) for entry in reversed(audited)][-2:] == [("dashboard", "pause"),
+                                                                                 ("dashboard", "resume")]
