@@ -59,8 +59,9 @@ async def dev_server(tmp_path: Path) -> AsyncIterator[tuple[Client, str]]:
     """A real dev server on free ports with the project's search attributes: (client, address).
 
     A port found free can be taken by another process before the server binds it (the server also
-    opens ports of its own): the start is tried again on other ports, up to three times."""
-    from client.local_server import PortInUseError
+    opens ports of its own, and then exits with a Go stack trace rather than "address already in
+    use"): a start that fails is tried again on other ports, up to three times."""
+    from client.local_server import DevServerError
 
     async with contextlib.AsyncExitStack() as stack:
         for attempt in range(3):
@@ -71,7 +72,7 @@ async def dev_server(tmp_path: Path) -> AsyncIterator[tuple[Client, str]]:
             try:
                 server = await stack.enter_async_context(running_dev_server_async(config, quiet=True))
                 break
-            except PortInUseError:
+            except DevServerError:  # PortInUseError, or a port of its own taken while it started
                 if attempt == 2:
                     raise
         client = await Client.connect(server.address, namespace=server.namespace, data_converter=pydantic_data_converter)
