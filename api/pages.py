@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.context import ApiContext, Context
 from api.sessions import SESSION_COOKIE
-from client.machines import list_runs, show_run, transition_run
+from client.machines import graph_installed, list_runs, show_run, transition_run
 from client.operations import OPERATOR_SIGNALS, list_heartbeats, signal_heartbeat
 from contract.errors import HeartbeatsError
 from contract.machine import MachineView, ManualOption
@@ -77,6 +77,20 @@ def _time(value: Any) -> str:
 
 def _run_link(run_id: str) -> str:
     return f'<a href="/runs/{quote(run_id, safe=":")}">{html.escape(run_id)}</a>'
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    """A posted form's fields, blank ones kept."""
+    return parse_qs((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True)
+
+
+def _csrf_ok(form: dict[str, list[str]], session: str) -> bool:
+    """Whether the form carries the session's CSRF token (taken out of the form)."""
+    return hmac.compare_digest((form.pop(CSRF_FIELD, None) or [""])[0], csrf_token(session))
+
+
+def _stale_form() -> HTMLResponse:
+    return _page("Refused", '<p class="problem">This form is stale or was not sent from the dashboard.</p>', 403)
 
 
 @router.get("/attention")
@@ -150,9 +164,9 @@ async def signal_entity(workflow_id: str, signal: str, request: Request, context
     session = _session(context, request)
     if session is None:
         return RedirectResponse("/", status_code=303)
-    form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
-    if not hmac.compare_digest((form.get(CSRF_FIELD) or [""])[0], csrf_token(session)):
-        return _page("Refused", '<p class="problem">This form is stale or was not sent from the dashboard.</p>', 403)
+    form = await _form(request)
+    if not _csrf_ok(form, session):
+        return _stale_form()
     try:
         await signal_heartbeat(await context.backends.temporal(), workflow_id, signal,
                                audit=context.backends.store.audit, actor="dashboard")
@@ -172,8 +186,6 @@ async def run_page(run_id: str, request: Request, context: Context) -> Response:
 
 async def _run_page(context: ApiContext, run_id: str, session: str, *, problem: str | None = None,
                     status: int = 200) -> HTMLResponse:
-    from client.machines import graph_installed
-
     try:
         view = await show_run(await context.backends.temporal(), run_id)
     except HeartbeatsError as exc:
@@ -259,10 +271,9 @@ async def fire(run_id: str, name: str, request: Request, context: Context) -> Re
     session = _session(context, request)
     if session is None:
         return RedirectResponse("/", status_code=303)
-    form = parse_qs((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True)
-    sent = (form.pop(CSRF_FIELD, None) or [""])[0]
-    if not hmac.compare_digest(sent, csrf_token(session)):
-        return _page("Refused", '<p class="problem">This form is stale or was not sent from the dashboard.</p>', 403)
+    form = await _form(request)
+    if not _csrf_ok(form, session):
+        return _stale_form()
     try:
         payload = _payload(form)
     except ValueError as exc:

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 from client.checks import require_id
 from client.temporal import temporal_errors
 from contract.errors import Conflict, InvalidInput, NotFound, Unavailable
-from contract.machine import MACHINE_STATE_ERROR, MachineInput, MachineView, TransitionRequest, new_run
+from contract.machine import (
+    MACHINE_STATE_ERROR,
+    MachineInput,
+    MachineView,
+    TransitionRequest,
+    new_run,
+    resolved_workflow,
+)
 from contract.names import (
     MACHINE_WORKFLOW,
     QUERY_MACHINE,
@@ -32,11 +39,10 @@ from contract.names import (
     machine_workflow_id,
     parse_machine_workflow_id,
 )
-from manifest.app import AppManifest
 from manifest.loader import ManifestError, load_manifest
-from manifest.machines import WorkflowSpec, mermaid, resolve_workflow
+from manifest.machines import mermaid
 from runtime.workflows import cancel_if_running, start_machine
-from store.installed import installed_app
+from store.installed import InstalledApp, installed_app
 from store.store import Areas
 
 if TYPE_CHECKING:
@@ -108,19 +114,16 @@ async def prepare_run(store: Areas, *, tenant: str, app: str, workflow: str, key
     size = len(json.dumps([variables or {}, custom or {}], default=str))
     if size > MAX_CONTEXT_BYTES:
         raise InvalidInput(f"variables and context: {size:,} bytes; at most {MAX_CONTEXT_BYTES:,}")
-    installed = await installed_app(store, tenant=tenant, app=app)
-    if installed is None:
-        raise NotFound(f"app {app!r} is not installed for tenant {tenant!r}")
+    installed = await _installed(store, tenant=tenant, app=app)
     return new_run(installed.manifest, manifest_hash=installed.manifest_hash, tenant=tenant, app=app,
                    workflow=workflow, key=key, variables=variables, custom=custom)
 
 
-def _workflow(manifest: AppManifest, name: str) -> WorkflowSpec:
-    spec = manifest.workflow(name)
-    if spec is None:
-        known = ", ".join(workflow.name for workflow in manifest.workflows) or "none"
-        raise NotFound(f"app {manifest.id!r} has no workflow {name!r} (its workflows: {known})")
-    return spec
+async def _installed(store: Areas, *, tenant: str, app: str) -> InstalledApp:
+    installed = await installed_app(store, tenant=tenant, app=app)
+    if installed is None:
+        raise NotFound(f"app {app!r} is not installed for tenant {tenant!r}")
+    return installed
 
 
 async def start_run(client: Client, store: Areas, *, tenant: str, app: str, workflow: str, key: str | None = None,
@@ -249,17 +252,13 @@ def graph_from_file(path: Path, workflow: str, *, current: str | None = None) ->
         manifest = load_manifest(path)
     except ManifestError as exc:
         raise InvalidInput("\n".join(str(problem) for problem in exc.problems)) from None
-    spec = _workflow(manifest, workflow)
-    return mermaid(resolve_workflow(manifest.workflows, spec.name), current=current)
+    return mermaid(resolved_workflow(manifest, workflow), current=current)
 
 
 async def graph_installed(store: Areas, *, tenant: str, app: str, workflow: str, current: str | None = None) -> str:
     """The Mermaid state diagram of an installed app's workflow."""
-    installed = await installed_app(store, tenant=tenant, app=app)
-    if installed is None:
-        raise NotFound(f"app {app!r} is not installed for tenant {tenant!r}")
-    spec = _workflow(installed.manifest, workflow)
-    return mermaid(resolve_workflow(installed.manifest.workflows, spec.name), current=current)
+    installed = await _installed(store, tenant=tenant, app=app)
+    return mermaid(resolved_workflow(installed.manifest, workflow), current=current)
 
 
 __all__ = ["RunSummary", "StartedRun", "cancel_run", "check_run_id", "graph_from_file", "graph_installed",

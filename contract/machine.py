@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contract.errors import NotFound
 from contract.names import machine_workflow_id
 from manifest.app import AppManifest
-from manifest.machines import pinned_definition, resolve_workflow
+from manifest.machines import WorkflowSpec, pinned_definition, resolve_workflow
 
 MachineStatus = Literal["pending", "running", "waiting", "completed", "failed", "compensated", "cancelled"]
 MACHINE_STATUSES: tuple[str, ...] = ("pending", "running", "waiting", "completed", "failed", "compensated",
@@ -111,14 +111,19 @@ class MachineInput(_Model):
         return machine_workflow_id(self.tenant, self.app, self.workflow, self.key)
 
 
+def resolved_workflow(manifest: AppManifest, workflow: str) -> WorkflowSpec:
+    """The app's workflow `workflow` with its template merged in; NotFound naming the app's workflows."""
+    if manifest.workflow(workflow) is None:
+        known = ", ".join(spec.name for spec in manifest.workflows) or "none"
+        raise NotFound(f"app {manifest.id!r} has no workflow {workflow!r} (its workflows: {known})")
+    return resolve_workflow(manifest.workflows, workflow)
+
+
 def new_run(manifest: AppManifest, *, manifest_hash: str, tenant: str, app: str, workflow: str, key: str,
             variables: dict[str, Any] | None = None, custom: dict[str, Any] | None = None) -> MachineInput:
     """The input of a new run of `workflow` of the installed `manifest`: the workflow resolved against
     its template and pinned by hash, with the app's document schemas. NotFound for an unknown workflow."""
-    if manifest.workflow(workflow) is None:
-        known = ", ".join(spec.name for spec in manifest.workflows) or "none"
-        raise NotFound(f"app {manifest.id!r} has no workflow {workflow!r} (its workflows: {known})")
-    definition, digest = pinned_definition(resolve_workflow(manifest.workflows, workflow))
+    definition, digest = pinned_definition(resolved_workflow(manifest, workflow))
     return MachineInput(
         tenant=tenant, app=app, workflow=workflow, key=key, definition=definition, definition_hash=digest,
         manifest_hash=manifest_hash,

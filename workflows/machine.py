@@ -232,11 +232,9 @@ class MachineWorkflow:
     async def _fire(self, transition: TransitionSpec, payload: Any, checkpoint: Checkpoint | None = None) -> None:
         state = self._state
         source = state.place
+        state.firings += 1  # a retry is a firing too (its calls reuse the failed firing's keys)
         if checkpoint is None:
-            state.firings += 1
             checkpoint = Checkpoint(transition=transition.name, source=source, payload=payload, firing=state.firings)
-        else:
-            state.firings += 1  # a retry is a firing too (its calls reuse the failed firing's keys)
         self._fired_this_run += 1
         self._set_status("running")
         scope = self._scope(payload)
@@ -389,9 +387,7 @@ class MachineWorkflow:
         arguments = render(call.arguments, scope)
         result: MachineCallResult = await workflow.execute_activity(
             MACHINE_CALL,
-            MachineCallRequest(tenant=input.tenant, app=input.app, workflow=input.workflow,
-                               workflow_id=input.workflow_id, tool=call.tool, arguments=arguments,
-                               idempotency_key=key, documents=input.documents),
+            self._call_request(call.tool, arguments, key),
             result_type=MachineCallResult,
             summary=f"{transition.name}: {source} → {targets} · {call.tool}",
             **_call_options(transition),
@@ -431,19 +427,22 @@ class MachineWorkflow:
                 result["nextPlace"] = chosen
         return result
 
+    def _call_request(self, tool: str, arguments: dict[str, Any], key: str) -> MachineCallRequest:
+        input = self._input
+        return MachineCallRequest(tenant=input.tenant, app=input.app, workflow=input.workflow,
+                                  workflow_id=input.workflow_id, tool=tool, arguments=arguments, idempotency_key=key,
+                                  documents=input.documents)
+
     async def _compensate(self) -> None:
         """Run the pending compensations, last first; each retried, none skipped."""
         state = self._state
-        input = self._input
         self._set_status("running")
         while state.compensations:
             undo = state.compensations[-1]
             try:
                 await workflow.execute_activity(
                     MACHINE_CALL,
-                    MachineCallRequest(tenant=input.tenant, app=input.app, workflow=input.workflow,
-                                       workflow_id=input.workflow_id, tool=undo.tool, arguments=undo.arguments,
-                                       idempotency_key=undo.key, documents=input.documents),
+                    self._call_request(undo.tool, undo.arguments, undo.key),
                     result_type=MachineCallResult,
                     summary=f"compensate {undo.transition}: {undo.tool} undoes {undo.call}",
                     start_to_close_timeout=timedelta(minutes=5),
