@@ -22,7 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import budgets, dashboard, handlers, health, ingress, machines, operations, pages, runtime_tasks, shadow
+from api import budgets, dashboard, handlers, health, ingress, machines, operations, runtime_tasks, shadow
 from api.auth import require_token
 from api.backends import Backends
 from api.body_limit import BodyLimit
@@ -106,7 +106,7 @@ def create_app(context: ApiContext) -> FastAPI:
     v1.include_router(machines.router)
     app.include_router(v1)
     app.include_router(dashboard.router)
-    app.include_router(pages.router)
+    dashboard.install_dashboard_handlers(app)
 
     # Added last = runs first.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)

@@ -7,6 +7,8 @@
     HEARTBEATS_API_HANDLER_RATE_PER_SECOND  chat and inbound messages per second per agent (default 2)
     HEARTBEATS_API_HANDLER_RATE_BURST       chat and inbound messages one agent may get at once (default 20)
     HEARTBEATS_API_CHAT_WAIT_SECONDS  how long a chat request waits for the reply before 504 (default 60)
+    HEARTBEATS_API_TEMPORAL_UI_URL    the Temporal web UI the dashboard links each workflow to
+                                      (default http://127.0.0.1:8233, the local server's)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class ApiSettings(BaseSettings):
     handler_rate_per_second: float = Field(default=2.0, gt=0)
     handler_rate_burst: int = Field(default=20, ge=1)
     chat_wait_seconds: float = Field(default=DEFAULT_CHAT_WAIT_SECONDS, ge=1, le=600)
+    temporal_ui_url: str = Field(default="http://127.0.0.1:8233", pattern=r"^https?://[^\s\"'<>]+$")
 
     @field_validator("token")
     @classmethod

@@ -13,6 +13,7 @@ closes the item and leaves the ceiling as it is (the agent's next call over it i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -22,9 +23,10 @@ from client.checks import require_id, require_tenant
 from contract.budget import QUEUE_BUDGET_MONTHLY, nano_usd
 from contract.errors import Conflict, InvalidInput, NotFound
 from store import Store
+from store.installed import stored_manifest
 from store.spend import GROUPS, AuditEntry, QueueItem, SpendGroup, SpendLine
 
-__all__ = ["AuditEntry", "QueueItem", "SpendLine", "audit_log", "queue_items", "resolve_item", "spend"]
+__all__ = ["AgentMonth", "AuditEntry", "QueueItem", "agent_months", "SpendLine", "audit_log", "queue_items", "resolve_item", "spend"]
 
 
 async def spend(store: Store, *, tenant: str, by: SpendGroup = "day", app: str | None = None,
@@ -39,6 +41,45 @@ async def spend(store: Store, *, tenant: str, by: SpendGroup = "day", app: str |
     await require_tenant(store, tenant)
     return await store.spend.summary(tenant=tenant, by=by, app=app, agent=agent,
                                      since_day=since.isoformat() if since else None)
+
+
+@dataclass(frozen=True)
+class AgentMonth:
+    """An agent's spend this tenant-local month against its ceiling (None: it has none)."""
+
+    app: str
+    agent: str
+    month: str
+    spent_nano: int
+    ceiling_nano: int | None
+    declared_nano: int | None  # the manifest's ceiling (ceiling None and this set: waived this month)
+
+    @property
+    def share(self) -> float | None:
+        return self.spent_nano / self.ceiling_nano if self.ceiling_nano else None
+
+
+async def agent_months(store: Store, *, tenant: str, now: datetime | None = None) -> list[AgentMonth]:
+    """Every installed agent of the tenant (and any other that spent this month), with its spend this
+    tenant-local month and its ceiling as the manifest sets it and an operator raised or waived it."""
+    require_id(tenant, "tenant")
+    zone = (await require_tenant(store, tenant)).timezone
+    local = (now or datetime.now(UTC)).astimezone(ZoneInfo(zone))
+    month = local.strftime("%Y-%m")
+    spent = {line.key: line.nano_usd for line in
+             await store.spend.summary(tenant=tenant, by="agent", since_day=f"{month}-01")}
+    declared: dict[str, int | None] = {}
+    for app in await store.apps.list(tenant=tenant):
+        manifest = stored_manifest(app)
+        for agent in manifest.agents if manifest is not None else ():
+            declared[f"{app.id}/{agent.id}"] = nano_usd(agent.budget.monthly_usd) if agent.budget else None
+    months = []
+    for key in sorted(set(declared) | set(spent)):
+        app_id, _, agent_id = key.partition("/")
+        ceiling = await store.spend.monthly_ceiling(tenant=tenant, app=app_id, agent=agent_id, month=month,
+                                                    manifest_nano=declared.get(key))
+        months.append(AgentMonth(app_id, agent_id, month, spent.get(key, 0), ceiling, declared.get(key)))
+    return months
 
 
 async def queue_items(store: Store, *, tenant: str | None = None, status: str | None = "open") -> list[QueueItem]:

@@ -10,9 +10,13 @@ for an unknown heartbeat or task, Conflict for one that is not running, InvalidI
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from client.checks import require_id
 from client.temporal import (
     StatusReader,
     describe_running,
@@ -20,8 +24,10 @@ from client.temporal import (
     entities_query,
     entity_executions,
     failing_query,
+    is_entity_id,
     no_such_heartbeat,
     signal_running,
+    temporal_errors,
     view_from_search_attributes,
 )
 from contract.errors import InvalidInput
@@ -79,6 +85,49 @@ async def list_heartbeats(client: Client, *, tenant: str | None = None) -> Views
     reader = StatusReader(client)
     views = await reader.views(await entity_executions(client, entities_query(tenant)))
     return Views(views, reader.unanswered)
+
+
+@dataclass(frozen=True)
+class ViewPage:
+    """One page of status views; `next_page` (opaque) asks for the following one, None at the end."""
+
+    views: list[HeartbeatStatusView]
+    next_page: str | None
+    unanswered: int
+
+
+PAGE_SIZES = range(1, 201)
+_SEARCH = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+
+async def page_heartbeats(client: Client, *, tenant: str, app: str | None = None, search: str | None = None,
+                          page_size: int = 50, page: str | None = None) -> ViewPage:
+    """A page of a tenant's (or an app's) running heartbeats, tasks and runtime tasks, in visibility's
+    order: only this page is asked for its status, so a page costs the same with 10,000 installed.
+    `search` keeps those whose agent or slug starts with it."""
+    require_id(tenant, "tenant")
+    if app is not None:
+        require_id(app, "app")
+    if page_size not in PAGE_SIZES:
+        raise InvalidInput(f"page_size must be between 1 and {PAGE_SIZES[-1]} (got {page_size})")
+    conditions = []
+    if search:
+        if not _SEARCH.match(search):
+            raise InvalidInput(f"search: letters a-z, digits, '_' and '-' only, at most 64 (got {search!r})")
+        conditions.append(f'(HeartbeatSlug STARTS_WITH "{search}" OR HeartbeatAgent STARTS_WITH "{search}")')
+    try:
+        token = base64.urlsafe_b64decode(page.encode()) if page else None
+    except (ValueError, binascii.Error):
+        raise InvalidInput("page: not a page of this list (start again from the first page)") from None
+    with temporal_errors():
+        listed = client.list_workflows(entities_query(tenant, *conditions, app=app), page_size=page_size,
+                                       next_page_token=token)
+        await listed.fetch_next_page()
+    executions = [execution for execution in listed.current_page or () if is_entity_id(execution.id)]
+    reader = StatusReader(client)
+    views = await reader.views(executions)
+    following = listed.next_page_token
+    return ViewPage(views, base64.urlsafe_b64encode(following).decode() if following else None, reader.unanswered)
 
 
 async def health(client: Client, *, tenant: str | None = None) -> Health:

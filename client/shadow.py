@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
@@ -28,6 +29,19 @@ from store import Store
 from store.installed import installed_app
 
 MAX_CASE_KEY_CHARS = 400
+MAX_UNDECIDED_SHOWN = 100
+
+
+@dataclass(frozen=True)
+class ShadowDay:
+    """The compared cases whose shadow run fell on `day` (the tenant's calendar), and how many agreed."""
+
+    day: str
+    compared: int
+    agree: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"day": self.day, "compared": self.compared, "agree": self.agree}
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,8 @@ class ShadowReport:
     agree: int
     disagree: int
     disagreeing: list[dict[str, Any]] = field(default_factory=list)
+    by_day: list[ShadowDay] = field(default_factory=list)  # agreement over time, oldest day first
+    undecided: list[dict[str, Any]] = field(default_factory=list)  # run in shadow, no human decision yet
 
     @property
     def disagreement_rate(self) -> float:
@@ -50,7 +66,8 @@ class ShadowReport:
         return {"workflow_id": self.workflow_id, "shadow": self.shadow, "promoted": self.promoted,
                 "min_cases": self.min_cases, "cases": self.cases, "compared": self.compared, "agree": self.agree,
                 "disagree": self.disagree, "disagreement_rate": round(self.disagreement_rate, 4),
-                "disagreeing": self.disagreeing}
+                "disagreeing": self.disagreeing, "by_day": [day.to_json() for day in self.by_day],
+                "undecided": self.undecided}
 
 
 async def decide(store: Store, *, workflow_id: str, case: str, actions: Any, actor: str) -> None:
@@ -76,17 +93,27 @@ async def shadow_report(store: Store, *, workflow_id: str) -> ShadowReport:
     min_cases = routine.shadow.min_cases if routine.shadow else 20
     promoted = await store.shadow.promoted(tenant=tenant, workflow_id=workflow_id)
     declared = routine.shadow_mode if routine.shadow_mode is not None else agent.shadow_mode
+    zone = ZoneInfo((await require_tenant(store, tenant)).timezone)
     ran = agree = disagree = 0
     disagreeing: list[dict[str, Any]] = []
+    days: dict[str, list[int]] = {}  # day -> [compared, agree]
+    undecided: list[dict[str, Any]] = []
     for case in await store.shadow.cases(tenant=tenant, workflow_id=workflow_id):
         if case.tick_id is None:
             continue  # decided, not yet run in shadow
         ran += 1
         if case.decided is None:
+            if len(undecided) < MAX_UNDECIDED_SHOWN:
+                undecided.append({"case": case.case_key, "tick_id": case.tick_id, "proposed": case.proposed})
             continue
         proposed = [ShadowAction.model_validate(a) for a in case.proposed]
         decided = [ShadowAction.model_validate(a) for a in case.decided]
-        if actions_agree(proposed, decided, compare):
+        agreed = actions_agree(proposed, decided, compare)
+        if case.ran_at is not None:
+            day = days.setdefault(case.ran_at.astimezone(zone).date().isoformat(), [0, 0])
+            day[0] += 1
+            day[1] += agreed
+        if agreed:
             agree += 1
         else:
             disagree += 1
@@ -94,7 +121,8 @@ async def shadow_report(store: Store, *, workflow_id: str) -> ShadowReport:
                                 "decided": case.decided})
     return ShadowReport(workflow_id=workflow_id, shadow=bool(declared) and not promoted, promoted=promoted,
                         min_cases=min_cases, cases=ran, compared=agree + disagree, agree=agree, disagree=disagree,
-                        disagreeing=disagreeing)
+                        disagreeing=disagreeing,
+                        by_day=[ShadowDay(day, *counts) for day, counts in sorted(days.items())], undecided=undecided)
 
 
 async def promote(store: Store, *, workflow_id: str, actor: str) -> ShadowReport:
@@ -112,7 +140,7 @@ async def promote(store: Store, *, workflow_id: str, actor: str) -> ShadowReport
         raise Conflict(f"disagreement rate {report.disagreement_rate:.1%} is not below {PROMOTE_BELOW:.0%}"
                        f" ({report.disagree} of {report.compared} cases; heartbeats shadow report {workflow_id})")
     tenant = workflow_id.split(":")[1]
-    summary = {k: v for k, v in report.to_json().items() if k != "disagreeing"}
+    summary = {k: v for k, v in report.to_json().items() if k not in ("disagreeing", "by_day", "undecided")}
     if not await store.shadow.promote(tenant=tenant, workflow_id=workflow_id, promoted_by=actor, report=summary):
         raise Conflict(f"{workflow_id} was promoted already")
     await store.audit.add(tenant=tenant, actor=actor, action="shadow_promote", target=workflow_id, detail=summary)

@@ -107,10 +107,10 @@ async def entity_executions(client: Client, query: str) -> list[WorkflowExecutio
     """The executions a query lists that have well-formed heartbeat or task IDs (someone may have
     started a stray workflow of the type)."""
     found = [execution async for execution in client.list_workflows(query)]
-    return [execution for execution in found if _is_entity_id(execution.id)]
+    return [execution for execution in found if is_entity_id(execution.id)]
 
 
-def _is_entity_id(value: str) -> bool:
+def is_entity_id(value: str) -> bool:
     try:
         parse_entity_workflow_id(value)
     except ValueError:

@@ -9,6 +9,7 @@ recorded with the report that allowed it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -32,6 +33,7 @@ class ShadowCase:
     tick_id: str | None  # None: decided, but no shadow run yet
     proposed: list[dict[str, Any]]  # [{tool, arguments}]
     decided: list[dict[str, Any]] | None  # None: no decision yet
+    ran_at: datetime | None = None  # when its latest shadow run was recorded
 
 
 class Shadow(Area):
@@ -80,7 +82,7 @@ class Shadow(Area):
         """Every case with a shadow run or a decision, by key."""
         check_id(tenant, "tenant id")
         async with self._db.read() as conn:
-            ran = {r.case_key: r.tick_id for r in (await conn.execute(select(runs).where(
+            ran = {r.case_key: (r.tick_id, r.at) for r in (await conn.execute(select(runs).where(
                 runs.c.tenant_id == tenant, runs.c.workflow_id == workflow_id).limit(limit))).all()}
             decided = {r.case_key: list(r.actions) for r in (await conn.execute(select(decisions).where(
                 decisions.c.tenant_id == tenant, decisions.c.workflow_id == workflow_id).limit(limit))).all()}
@@ -90,8 +92,9 @@ class Shadow(Area):
                     .order_by(proposals.c.id))).all():
                 proposed.setdefault((row.case_key, row.tick_id), []).append(
                     {"tool": row.tool, "arguments": row.arguments})
-        return [ShadowCase(key, ran.get(key), proposed.get((key, ran[key]), []) if key in ran else [],
-                           decided.get(key)) for key in sorted(set(ran) | set(decided))]
+        return [ShadowCase(key, ran[key][0] if key in ran else None,
+                           proposed.get((key, ran[key][0]), []) if key in ran else [], decided.get(key),
+                           ran[key][1] if key in ran else None) for key in sorted(set(ran) | set(decided))]
 
     async def proposals(self, *, tenant: str, workflow_id: str, limit: int = 10_000) -> list[dict[str, Any]]:
         """Every proposal recorded for the heartbeat or task, oldest first (failed runs' included)."""

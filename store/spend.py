@@ -96,7 +96,7 @@ class Spend(Area):
                                   {"day": entry.local_day, "spent_usd": str(usd(spent)),
                                    "ceiling_usd": str(usd(daily_nano))})
                 return CeilingReached("daily", spent, daily_nano, reserve_nano)
-        monthly = await _monthly_ceiling(conn, entry, monthly_nano)
+        monthly = await _monthly_ceiling(conn, entry.tenant, entry.app, entry.agent, entry.local_month, monthly_nano)
         if monthly is not None:
             spent = await _sum(conn, ledger.c.tenant_id == entry.tenant, ledger.c.app_id == entry.app,
                                ledger.c.agent_id == entry.agent, ledger.c.local_month == entry.local_month)
@@ -150,6 +150,14 @@ class Spend(Area):
         return [SpendLine(str(r[0]), int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0), int(r[5] or 0),
                           int(r[6] or 0)) for r in rows]
 
+    async def monthly_ceiling(self, *, tenant: str, app: str, agent: str, month: str,
+                              manifest_nano: int | None) -> int | None:
+        """The agent's ceiling for the tenant-local `month` (YYYY-MM): the manifest's, as an operator
+        raised or waived it; None when there is none."""
+        check_id(tenant, "tenant id")
+        async with self._db.read() as conn:
+            return await _monthly_ceiling(conn, tenant, app, agent, month, manifest_nano)
+
     async def calls(self, *, tenant: str, workflow_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """The ledger rows of one workflow, newest first (for receipts and tests)."""
         check_id(tenant, "tenant id")
@@ -175,14 +183,14 @@ async def _sum(conn: Any, *where: Any) -> int:
     return int((await conn.execute(select(func.coalesce(func.sum(_COUNTED), 0)).where(*where))).scalar_one())
 
 
-async def _monthly_ceiling(conn: Any, entry: SpendEntry, manifest_nano: int | None) -> int | None:
+async def _monthly_ceiling(conn: Any, tenant: str, app: str, agent: str, month: str,
+                           manifest_nano: int | None) -> int | None:
     """The manifest's monthly ceiling, as an operator changed it: raised, or waived for this month."""
     found = (await conn.execute(select(overrides).where(
-        overrides.c.tenant_id == entry.tenant, overrides.c.app_id == entry.app,
-        overrides.c.agent_id == entry.agent))).first()
+        overrides.c.tenant_id == tenant, overrides.c.app_id == app, overrides.c.agent_id == agent))).first()
     if found is None:
         return manifest_nano
-    if found.waived_month == entry.local_month:
+    if found.waived_month == month:
         return None
     if manifest_nano is None:
         return None  # the manifest no longer sets one: an old raise does not impose one

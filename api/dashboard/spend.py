@@ -1,0 +1,76 @@
+"""A tenant's spend against its budgets: per day (the last DAYS tenant-local days) and per agent this
+tenant-local month against its monthly ceiling (as the manifest sets it and an operator raised or
+waived it). Charts, and the same numbers in tables.
+
+    GET /tenants/{t}/spend
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from api.context import Context
+from api.dashboard.charts import Bar, columns, horizontal_bars
+from api.dashboard.layout import Session, cells, esc, page, problem_page, table, tenant_zone
+from client.budgets import agent_months, spend
+from contract.budget import usd
+from contract.errors import HeartbeatsError, NotFound
+
+router = APIRouter(include_in_schema=False)
+
+DAYS = 30
+
+
+@router.get("/tenants/{tenant}/spend")
+async def spend_page(tenant: str, context: Context, session: Session) -> Response:
+    store = context.backends.store
+    try:
+        months = await agent_months(store, tenant=tenant)
+        zone = ZoneInfo(await tenant_zone(context, tenant))
+        today = datetime.now(UTC).astimezone(zone).date()
+        first = today - timedelta(days=DAYS - 1)
+        by_day = {line.key: line for line in await spend(store, tenant=tenant, by="day", since=first)}
+    except HeartbeatsError as exc:
+        return problem_page("Spend", str(exc), session=session, status=404 if isinstance(exc, NotFound) else 400)
+
+    days = [first + timedelta(days=offset) for offset in range(DAYS)]
+    day_bars = [Bar(day.isoformat()[5:], float(usd(by_day[day.isoformat()].nano_usd)) if day.isoformat() in by_day else 0.0,
+                    text=f"{usd(by_day[day.isoformat()].nano_usd):.4f} USD" if day.isoformat() in by_day else "0 USD")
+                for day in days]
+    day_rows = [cells(esc(key), str(line.calls), f"{line.tokens_in:,}", f"{line.tokens_out:,}",
+                      f"{usd(line.nano_usd):.6f}", str(line.unpriced_calls) if line.unpriced_calls else "")
+                for key, line in sorted(by_day.items(), reverse=True)]
+
+    agent_bars, agent_rows = [], []
+    for month in months:
+        spent = usd(month.spent_nano)
+        ceiling = usd(month.ceiling_nano) if month.ceiling_nano is not None else None
+        waived = ceiling is None and month.declared_nano is not None
+        where = ("waived this month" if waived else "no ceiling" if ceiling is None
+                 else f"{spent:.2f} of {ceiling:.2f} USD")
+        state = ("waived for this month" if waived else "" if month.share is None
+                 else "over the ceiling: held" if month.share >= 1
+                 else "near the ceiling" if month.share >= 0.8 else "within")
+        agent_bars.append(Bar(f"{month.app}/{month.agent}", float(spent), float(ceiling) if ceiling else None, where))
+        agent_rows.append(cells(esc(f"{month.app}/{month.agent}"), f"{spent:.6f}",
+                                f"{ceiling:.2f}" if ceiling is not None else "—",
+                                f"{month.share:.0%}" if month.share is not None else "—", esc(state)))
+    month_name = months[0].month if months else today.strftime("%Y-%m")
+    body = f"""<h1>Spend of {esc(tenant)}</h1>
+<p class="muted">Settled LLM spend, by the tenant's calendar ({esc(str(zone))}). <a href="/tenants/{quote(tenant)}">Back to the tenant</a></p>
+<h2>Per agent, {esc(month_name)}, against the monthly ceiling</h2>
+<p class="muted">A dashed mark is the agent's ceiling; an agent that reaches it is held until someone decides
+(needs attention).</p>
+{horizontal_bars(f"spend per agent in {month_name} against the monthly ceilings", agent_bars) if agent_bars else ""}
+{table(["agent", "spent (USD)", "ceiling (USD)", "share", "state"], agent_rows, empty="No agents.",
+       caption="spend per agent this month")}
+<h2>Per day, the last {DAYS} days</h2>
+{columns(f"spend per day over the last {DAYS} days", day_bars)}
+{table(["day", "calls", "tokens in", "tokens out", "USD", "unpriced calls"], day_rows, empty="Nothing spent in these days.",
+       caption="spend per day")}"""
+    return page(f"{tenant} spend", body, session=session)
