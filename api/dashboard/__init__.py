@@ -24,8 +24,9 @@ async def home(request: Request, context: Context) -> Response:
     return attention.attention_page(await attention.attention_section(context, session), session)
 
 
-for _module in (login, assets, attention, tenants, entities, runs, spend, shadow):
-    router.include_router(_module.router)
+ROOMS = (login, assets, attention, tenants, entities, runs, spend, shadow)
+for _room in ROOMS:
+    router.include_router(_room.router)
 
 
 def install_dashboard_handlers(app: FastAPI) -> None:
