@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,6 +20,7 @@ from api.sessions import SESSION_COOKIE
 from client.checks import load_manifests
 from client.operations import page_heartbeats
 from client.sync import install_manifests
+from contract.budget import CeilingReached, SpendEntry, nano_usd
 from contract.errors import InvalidInput
 from store import open_store
 from tests.api_env import TOKEN, api_env
@@ -187,3 +191,20 @@ async def test_an_action_goes_back_only_to_a_local_page(installed) -> None:
     audited = await env.store.audit.list(tenant="acme")
     assert {(entry.actor, entry.action, entry.target) for entry in audited} == {("dashboard", "pause", target)}
     assert await env.store.audit.list(tenant="acme2") == []
+
+
+async def test_a_daily_budget_stop_shows_today_even_while_temporal_cannot_be_asked(env) -> None:
+    await sign_in(env)
+    await env.store.tenants.upsert(tenant="acme", timezone="Pacific/Kiritimati")  # UTC+14: "today" is the tenant's
+    today = datetime.now(UTC).astimezone(ZoneInfo("Pacific/Kiritimati"))
+    target = "heartbeat:acme:crm:bot:tick"
+    entry = SpendEntry(tenant="acme", app="crm", agent="bot", workflow_id=target, purpose="turn", call_key="t/0",
+                       provider="openai", model="gpt-4o-mini", local_day=today.strftime("%Y-%m-%d"),
+                       local_month=today.strftime("%Y-%m"))
+    with pytest.raises(CeilingReached):
+        await env.store.spend.reserve(entry, reserve_nano=nano_usd(Decimal("0.5")), daily_nano=nano_usd(Decimal("0.1")),
+                                      monthly_nano=None)
+    page = await env.http.get("/")
+    assert page.status_code == 200
+    assert "Temporal could not be asked" in page.text  # said, not a 500 ...
+    assert "daily budget reached: 0 of 0.1 USD today" in page.text and target in page.text  # ... and the store's rows

@@ -5,7 +5,8 @@
     POST /queue/{id}/resolve        decide an operator-queue item: `decision` approve_once | raise |
                                     approve | reject (`raise_monthly_usd` with raise); audited as `dashboard`
 
-What it lists: open operator-queue items (monthly budget holds, shadow reviews due, ...), state-machine
+What it lists: open operator-queue items (monthly budget holds, shadow reviews due, ...), heartbeats
+and tasks their daily budget stopped today, state-machine
 runs waiting for a manual transition and failed ones, failing and disabled heartbeats and tasks. A
 tenant whose Temporal cannot be asked is said so on the page; the store's items still show.
 """
@@ -13,7 +14,9 @@ tenant whose Temporal cannot be asked is said so on the page; the store's items 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -39,7 +42,7 @@ from api.dashboard.layout import (
     wants_fragment,
     when,
 )
-from client.budgets import QueueItem, queue_items, resolve_item
+from client.budgets import QueueItem, audit_log, queue_items, resolve_item
 from client.machines import list_runs
 from client.operations import health
 from contract.budget import QUEUE_BUDGET_MONTHLY
@@ -51,6 +54,7 @@ router = APIRouter(include_in_schema=False)
 
 ACTOR = "dashboard"
 RUNS_PER_TENANT = 200
+BUDGET_STOPS_READ = 200  # the newest daily-budget refusals looked at per tenant (one per routine and day)
 
 
 @router.get("/attention")
@@ -73,6 +77,8 @@ async def attention_section(context: ApiContext, session: str) -> str:
     rows: list[str] = []
     for item in await queue_items(context.backends.store, status="open"):
         rows.append(_queue_row(item, session, zones.get(item.tenant, "UTC")))
+    for tenant in tenants:
+        rows.extend(await _budget_stops(context, tenant.id, tenant.timezone))
     problem = ""
     try:
         client = await asyncio.wait_for(context.backends.temporal(), TEMPORAL_WAIT_SECONDS) if tenants else None
@@ -94,6 +100,17 @@ async def attention_section(context: ApiContext, session: str) -> str:
     listed = table(["tenant", "what", "status", "why", "action"], rows, caption="things that need a person",
                    empty="Nothing needs attention.")
     return live("attention", "/attention", problem + listed, label="needs attention")
+
+
+async def _budget_stops(context: ApiContext, tenant: str, zone: str) -> list[str]:
+    """Heartbeats and tasks whose daily budget stopped them today (tenant-local): they run again tomorrow."""
+    today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date().isoformat()
+    stopped = await audit_log(context.backends.store, tenant=tenant, limit=BUDGET_STOPS_READ, action="budget_daily")
+    return [cells(esc(tenant), entity_link(entry.target), status_cell("stopped"),
+                  f"daily budget reached: {esc(str(entry.detail.get('spent_usd')))} of"
+                  f" {esc(str(entry.detail.get('ceiling_usd')))} USD today; runs again tomorrow",
+                  f'<a href="/tenants/{quote(tenant)}/spend">spend</a>')
+            for entry in stopped if isinstance(entry.detail, dict) and entry.detail.get("day") == today]
 
 
 def _queue_row(item: QueueItem, session: str, zone: str) -> str:
