@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test server venv clean schema bench bench-quick bench-events bench-cost drills soak browser
+.PHONY: demo test server venv clean schema bench bench-quick bench-events bench-cost drills soak browser screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,3 +61,7 @@ drills: $(STAMP)
 # 1,000 heartbeats for 10 minutes on a dev server: ticks due / run / failures / duplicates.
 soak: $(STAMP)
 	$(BIN)/python -m drills.soak --heartbeats 1000 --minutes 10
+
+# The dashboard's screenshots under docs/screenshots/, from a scratch `heartbeats demo`.
+screenshots: $(STAMP) browser
+	$(BIN)/python docs/screenshots/take.py

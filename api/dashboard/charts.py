@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from api.dashboard.layout import esc
 
 WIDTH = 720
-BAR_AREA = 560  # horizontal bars: label column on the left, bars to the right
+BAR_AREA = 460  # horizontal bars: label column on the left, bars to the right
 ROW = 26
 COLUMN_HEIGHT = 160
 
@@ -44,8 +44,9 @@ def horizontal_bars(title: str, bars: list[Bar]) -> str:
             f"<title>{esc(title)}</title>{''.join(parts)}</svg>")
 
 
-def columns(title: str, bars: list[Bar], *, limit: float | None = None) -> str:
-    """Vertical bars in order (e.g. one per day), with an optional horizontal limit line."""
+def columns(title: str, bars: list[Bar], *, limit: float | None = None, unit: str = "") -> str:
+    """Vertical bars in order (e.g. one per day), with an optional horizontal limit line; the scale's
+    top value is written at the top left."""
     top = max([b.value for b in bars] + [limit or 0, 1e-12])
     step = WIDTH / max(len(bars), 1)
     width = max(step * 0.7, 1)
@@ -56,11 +57,16 @@ def columns(title: str, bars: list[Bar], *, limit: float | None = None) -> str:
         parts.append(f'<rect x="{x:.1f}" y="{COLUMN_HEIGHT - height + 4:.1f}" width="{width:.1f}" height="{height:.1f}"'
                      f' fill="#1a5fb4"><title>{esc(bar.label)}: {esc(bar.text)}</title></rect>')
         if index == 0 or index == len(bars) - 1 or len(bars) <= 8:
-            parts.append(f'<text x="{x + width / 2:.1f}" y="{COLUMN_HEIGHT + 20}" text-anchor="middle"'
+            anchor, at = (("start", x) if index == 0 and len(bars) > 1 else ("end", x + width)
+                          if index == len(bars) - 1 and len(bars) > 1 else ("middle", x + width / 2))
+            parts.append(f'<text x="{at:.1f}" y="{COLUMN_HEIGHT + 20}" text-anchor="{anchor}"'
                          f' font-size="11">{esc(bar.label)}</text>')
     if limit:
         y = COLUMN_HEIGHT - COLUMN_HEIGHT * limit / top + 4
         parts.append(f'<line x1="0" x2="{WIDTH}" y1="{y:.1f}" y2="{y:.1f}" stroke="#a00" stroke-width="2"'
                      ' stroke-dasharray="6 3"></line>')
+    parts.append(f'<line x1="0" x2="{WIDTH}" y1="{COLUMN_HEIGHT + 4}" y2="{COLUMN_HEIGHT + 4}" stroke="#555"></line>'
+                 f'<text x="2" y="12" font-size="11">{top:.4g} {esc(unit)}</text>'
+                 f'<line x1="0" x2="{WIDTH}" y1="4" y2="4" stroke="#ddd"></line>')
     return (f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {COLUMN_HEIGHT + 28}" width="{WIDTH}"'
             f' height="{COLUMN_HEIGHT + 28}"><title>{esc(title)}</title>{"".join(parts)}</svg>')

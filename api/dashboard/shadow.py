@@ -75,7 +75,7 @@ async def _report(context: Context, workflow_id: str, session: str, *, problem: 
 {PROMOTE_BELOW:.0%}: {"met" if promotable else "not met"}.</p>
 {promote_form}
 <h2>Agreement over time</h2>
-{columns("share of compared cases that agree, per day (percent)", bars, limit=100 * (1 - PROMOTE_BELOW)) if bars else ""}
+{columns("share of compared cases that agree, per day (percent)", bars, limit=100 * (1 - PROMOTE_BELOW), unit="%") if bars else ""}
 {table(["day", "compared", "agree", "share"], day_rows, empty="No case compared yet.", caption="agreement per day")}
 <h2>Disagreeing cases</h2>
 {table(["case", "the agent proposed", "a person decided"], disagreeing, empty="None.")}

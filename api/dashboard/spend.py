@@ -70,7 +70,7 @@ async def spend_page(tenant: str, context: Context, session: Session) -> Respons
 {table(["agent", "spent (USD)", "ceiling (USD)", "share", "state"], agent_rows, empty="No agents.",
        caption="spend per agent this month")}
 <h2>Per day, the last {DAYS} days</h2>
-{columns(f"spend per day over the last {DAYS} days", day_bars)}
+{columns(f"spend per day over the last {DAYS} days", day_bars, unit="USD")}
 {table(["day", "calls", "tokens in", "tokens out", "USD", "unpriced calls"], day_rows, empty="Nothing spent in these days.",
        caption="spend per day")}"""
     return page(f"{tenant} spend", body, session=session)
