@@ -221,8 +221,6 @@ async def cancel_run(client: Client, run_id: str, *, tenant: str | None = None, 
 async def list_runs(client: Client, *, tenant: str, app: str | None = None, workflow: str | None = None,
                     status: str | None = None, limit: int = 100) -> list[RunSummary]:
     """The tenant's runs, newest first, from the search attributes (no worker needed)."""
-    from contract.search_attributes import SA_MACHINE, SA_MACHINE_PLACE, SA_MACHINE_STATUS
-
     require_id(tenant, "tenant")
     parts = [f'WorkflowType="{MACHINE_WORKFLOW}"', f'HeartbeatTenant="{tenant}"']
     if app is not None:
@@ -231,9 +229,23 @@ async def list_runs(client: Client, *, tenant: str, app: str | None = None, work
         parts.append(f'MachineWorkflow="{require_id(workflow, "workflow")}"')
     if status is not None:
         parts.append(f'MachineStatus="{require_id(status, "status")}"')
+    return await _summaries(client, " AND ".join(parts), limit)
+
+
+async def runs_needing_a_person(client: Client, *, limit: int = 200) -> list[RunSummary]:
+    """Open runs of every tenant that wait for a manual transition or failed (retry or cancel), newest
+    first: one visibility query, however many tenants."""
+    query = (f'WorkflowType="{MACHINE_WORKFLOW}" AND ExecutionStatus="Running"'
+             ' AND MachineStatus IN ("waiting", "failed")')
+    return await _summaries(client, query, limit)
+
+
+async def _summaries(client: Client, query: str, limit: int) -> list[RunSummary]:
+    from contract.search_attributes import SA_MACHINE, SA_MACHINE_PLACE, SA_MACHINE_STATUS
+
     found: list[RunSummary] = []
     with temporal_errors():
-        async for execution in client.list_workflows(" AND ".join(parts), limit=limit):
+        async for execution in client.list_workflows(query, limit=limit):
             attributes = execution.typed_search_attributes
             closed = execution.close_time is not None
             status_now = attributes.get(SA_MACHINE_STATUS) or "pending"

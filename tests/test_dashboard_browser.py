@@ -170,7 +170,14 @@ async def test_pause_and_resume_a_heartbeat_from_its_tenants_page(served):
         assert await status_shown(page, url, "paused") == "paused"
         view, _ = await heartbeat_status(client, WEEKLY_ID)
         assert view.status == "paused"
-        await page.get_by_role("button", name=f"resume {WEEKLY_ID}").click()
+        # By keyboard alone: Tab to the resume button, Enter.
+        for _ in range(80):
+            await page.keyboard.press("Tab")
+            if await page.evaluate("document.activeElement.getAttribute('aria-label')") == f"resume {WEEKLY_ID}":
+                break
+        else:
+            raise AssertionError("the resume button cannot be reached with Tab")
+        await page.keyboard.press("Enter")
         assert await status_shown(page, url, "active") == "active"
         await browser.close()
     assert (await heartbeat_status(client, WEEKLY_ID))[0].status == "active"

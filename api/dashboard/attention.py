@@ -43,7 +43,7 @@ from api.dashboard.layout import (
     when,
 )
 from client.budgets import QueueItem, audit_log, queue_items, resolve_item
-from client.machines import list_runs
+from client.machines import runs_needing_a_person
 from client.operations import health
 from contract.budget import QUEUE_BUDGET_MONTHLY
 from contract.errors import Conflict, HeartbeatsError, InvalidInput, NotFound
@@ -53,7 +53,7 @@ from contract.shadow import QUEUE_SHADOW_REVIEW
 router = APIRouter(include_in_schema=False)
 
 ACTOR = "dashboard"
-RUNS_PER_TENANT = 200
+RUNS_SHOWN = 200
 BUDGET_STOPS_READ = 200  # the newest daily-budget refusals looked at per tenant (one per routine and day)
 
 
@@ -90,11 +90,10 @@ async def attention_section(context: ApiContext, session: str) -> str:
                 what = "disabled after failing" if view.status == "disabled" else "failing"
                 rows.append(cells(esc(view.tenant), entity_link(view.id), status_cell(view.status),
                                   f"{what}: {view.failure_count} failures in a row", enable))
-            for tenant in tenants:
-                for status, what in (("waiting", "waits for a manual transition"), ("failed", "failed: retry or cancel")):
-                    for run in await list_runs(client, tenant=tenant.id, status=status, limit=RUNS_PER_TENANT):
-                        rows.append(cells(esc(tenant.id), run_link(run.id), status_cell(run.status),
-                                          f"{what} (at {esc(run.place)})", f'<a href="/runs/{quote(run.id, safe=":")}">open</a>'))
+            for run in await runs_needing_a_person(client, limit=RUNS_SHOWN):
+                what = "waits for a manual transition" if run.status == "waiting" else "failed: retry or cancel"
+                rows.append(cells(esc(run.id.split(":")[1]), run_link(run.id), status_cell(run.status),
+                                  f"{what} (at {esc(run.place)})", f'<a href="/runs/{quote(run.id, safe=":")}">open</a>'))
     except (HeartbeatsError, TimeoutError) as exc:
         problem = f'<p class="problem" role="alert">Temporal could not be asked: {esc(str(exc) or "no answer")}</p>'
     listed = table(["tenant", "what", "status", "why", "action"], rows, caption="things that need a person",

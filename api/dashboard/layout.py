@@ -84,8 +84,10 @@ def csrf_input(session: str) -> str:
 def action_button(url: str, label: str, session: str, *, described: str, fields: dict[str, str] | None = None) -> str:
     """A one-click action: a small POST form (keyboard-usable: it is a real button)."""
     hidden = "".join(f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">' for k, v in (fields or {}).items())
+    # A stable id: htmx gives focus back to it after a live section refreshed under the keyboard user.
+    element_id = "act-" + hashlib.sha256(f"{url}|{label}".encode()).hexdigest()[:16]
     return (f'<form method="post" action="{esc(url)}" class="inline">{csrf_input(session)}{hidden}'
-            f'<button type="submit" aria-label="{esc(label)} {esc(described)}">{esc(label)}</button></form>')
+            f'<button type="submit" id="{element_id}" aria-label="{esc(label)} {esc(described)}">{esc(label)}</button></form>')
 
 
 _STYLE = """
