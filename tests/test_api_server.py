@@ -193,6 +193,12 @@ async def test_the_demo_serves_the_api_on_its_store_and_temporal_and_stops_on_ct
     token = (tmp_path / ".data" / "api-token").read_text().strip()
     try:
         assert f"  dashboard:  {demo.url}/login?token={token}" in demo.banner
+        # What it seeded for the dashboard (tests/test_demo_seed.py checks the data itself).
+        seeded = "\n".join(demo.banner)
+        assert "  budget:    marketing/content_drafter held at its monthly ceiling after " in seeded
+        assert "heartbeat:demo:sales:outreach:daily_cadence: 4 cases in shadow, 3 decided, 1 disagreeing" in seeded
+        assert "heartbeat:demo:marketing:x_monitor:mentions: 3 failures in a row" in seeded
+        assert "  waiting:   machine:demo:expenses:expense_approval:demo-claim waits for its approval" in seeded
         async with httpx.AsyncClient(base_url=demo.url) as http:
             auth = {"Authorization": f"Bearer {token}"}
             assert (await http.get("/v1/health", headers=auth)).json() == {"ok": True}

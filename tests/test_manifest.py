@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from client.checks import check_manifests, machine_findings
 from manifest.app import AppManifest
 from manifest.loader import MAX_FILE_BYTES, ManifestError, load_manifest, parse_manifest
 from manifest.schema import manifest_json_schema_text
@@ -260,10 +261,35 @@ def test_missing_file():
 # --- valid manifests ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["sales.yaml", "cmo.yaml"])
-def test_example_manifests_are_valid(name):
-    manifest = load_manifest(ROOT / "manifests" / name)
-    assert manifest.heartbeats()
+EXAMPLES = sorted((ROOT / "manifests").rglob("*.yaml"))
+
+
+def test_every_example_manifest_is_checked():
+    assert {path.name for path in EXAMPLES} >= {"cmo.yaml", "sales.yaml", "support.yaml", "expenses.yaml"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: str(path.relative_to(ROOT / "manifests")))
+def test_example_manifests_are_valid(path):
+    """Every example (what `make demo` installs) passes every check `heartbeats validate` and
+    `install` run without a server: the manifest rules, the skill registry, the workflow graphs."""
+    loaded, problems = check_manifests([path])
+    assert problems == []
+    manifest = loaded[0].manifest
+    assert manifest.heartbeats() or manifest.tasks() or manifest.workflows
+    assert [finding for finding, _ in machine_findings(loaded)] == []
+
+
+def test_the_examples_carry_what_the_demo_shows():
+    """`make demo` (cli/demo_seed.py) relies on these: a monthly ceiling it reaches, a daily one, a
+    per-call ceiling a burst of mentions exceeds, and a heartbeat in shadow with a comparison."""
+    cmo = load_manifest(ROOT / "manifests" / "cmo.yaml")
+    agents = {agent.id: agent for agent in cmo.agents}
+    assert agents["content_drafter"].budget.monthly_usd < 0.1
+    assert agents["cmo"].budget.monthly_usd and agents["cmo"].heartbeats[0].budget.daily_usd
+    assert agents["x_monitor"].heartbeats[0].budget.per_call_tokens
+    sales = load_manifest(ROOT / "manifests" / "sales.yaml")
+    outreach = sales.agents[0]
+    assert outreach.shadow_mode and outreach.heartbeats[0].shadow.compare == {"email.send": ["to"]}
 
 
 def test_shorthand_means_the_same_as_the_canonical_form():
