@@ -98,6 +98,8 @@ async def run_demo(config_path: Path | None) -> None:
         store = await open_store()
         worker = asyncio.create_task(run_worker(client, stop=stop))
         # The HTTP server in this process, on the demo's store and Temporal client.
+        if server.ui_url and "temporal_ui_url" not in api_settings.model_fields_set:
+            api_settings = api_settings.model_copy(update={"temporal_ui_url": server.ui_url})  # the dashboard links here
         api = build_context(api_settings, backends=Backends(store=store, temporal=client))
         http = uvicorn_server(create_app(api), quiet=True)
         http_serving = asyncio.create_task(http.serve(sockets=[api_socket]))

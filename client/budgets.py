@@ -53,6 +53,7 @@ class AgentMonth:
     spent_nano: int
     ceiling_nano: int | None
     declared_nano: int | None  # the manifest's ceiling (ceiling None and this set: waived this month)
+    held: bool  # an open monthly hold: its calls are refused until someone decides
 
     @property
     def share(self) -> float | None:
@@ -78,7 +79,8 @@ async def agent_months(store: Store, *, tenant: str, now: datetime | None = None
         app_id, _, agent_id = key.partition("/")
         ceiling = await store.spend.monthly_ceiling(tenant=tenant, app=app_id, agent=agent_id, month=month,
                                                     manifest_nano=declared.get(key))
-        months.append(AgentMonth(app_id, agent_id, month, spent.get(key, 0), ceiling, declared.get(key)))
+        held = await store.spend.held(tenant=tenant, app=app_id, agent=agent_id)
+        months.append(AgentMonth(app_id, agent_id, month, spent.get(key, 0), ceiling, declared.get(key), held))
     return months
 
 

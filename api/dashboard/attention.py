@@ -47,7 +47,7 @@ from client.machines import runs_needing_a_person
 from client.operations import health
 from contract.budget import QUEUE_BUDGET_MONTHLY
 from contract.errors import Conflict, HeartbeatsError, InvalidInput, NotFound
-from contract.names import SIGNAL_ENABLE
+from contract.names import SIGNAL_ENABLE, SIGNAL_PAUSE
 from contract.shadow import QUEUE_SHADOW_REVIEW
 
 router = APIRouter(include_in_schema=False)
@@ -85,8 +85,9 @@ async def attention_section(context: ApiContext, session: str) -> str:
         if client is not None:
             found = await health(client)
             for view in found.disabled + found.failing:
-                enable = (action_button(f"/entities/{quote(view.id, safe=':')}/{SIGNAL_ENABLE}", "enable", session,
-                                        described=view.id, fields={"next": "/"}) if view.status == "disabled" else "")
+                signal = SIGNAL_ENABLE if view.status == "disabled" else SIGNAL_PAUSE
+                enable = action_button(f"/entities/{quote(view.id, safe=':')}/{signal}", signal, session,
+                                       described=view.id, fields={"next": "/"})
                 what = "disabled after failing" if view.status == "disabled" else "failing"
                 rows.append(cells(esc(view.tenant), entity_link(view.id), status_cell(view.status),
                                   f"{what}: {view.failure_count} failures in a row", enable))

@@ -8,6 +8,7 @@ waived it). Charts, and the same numbers in tables.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,13 @@ from contract.errors import HeartbeatsError, NotFound
 router = APIRouter(include_in_schema=False)
 
 DAYS = 30
+
+
+def money(amount: Decimal | None) -> str:
+    """USD as people read it: cents from one dollar up, up to six significant digits below."""
+    if amount is None:
+        return "—"
+    return f"{amount:,.2f}" if amount >= 1 else f"{amount:.6g}" if amount else "0"
 
 
 @router.get("/tenants/{tenant}/spend")
@@ -51,14 +59,14 @@ async def spend_page(tenant: str, context: Context, session: Session) -> Respons
         spent = usd(month.spent_nano)
         ceiling = usd(month.ceiling_nano) if month.ceiling_nano is not None else None
         waived = ceiling is None and month.declared_nano is not None
-        where = ("waived this month" if waived else "no ceiling" if ceiling is None
-                 else f"{spent:.2f} of {ceiling:.2f} USD")
-        state = ("waived for this month" if waived else "" if month.share is None
-                 else "over the ceiling: held" if month.share >= 1
-                 else "near the ceiling" if month.share >= 0.8 else "within")
-        agent_bars.append(Bar(f"{month.app}/{month.agent}", float(spent), float(ceiling) if ceiling else None, where))
+        state = ("held: its calls are refused until someone decides" if month.held
+                 else "waived for this month" if waived else "no ceiling" if ceiling is None
+                 else "near the ceiling" if (month.share or 0) >= 0.8 else "within")
+        if month.share is not None:
+            agent_bars.append(Bar(f"{month.app}/{month.agent}", 100 * month.share, 100.0,
+                                  f"{money(spent)} of {money(ceiling)} USD" + (" · held" if month.held else "")))
         agent_rows.append(cells(esc(f"{month.app}/{month.agent}"), f"{spent:.6f}",
-                                f"{ceiling:.2f}" if ceiling is not None else "—",
+                                money(ceiling) if ceiling is not None else "—",
                                 f"{month.share:.0%}" if month.share is not None else "—", esc(state)))
     month_name = months[0].month if months else today.strftime("%Y-%m")
     body = f"""<h1>Spend of {esc(tenant)}</h1>
