@@ -219,7 +219,7 @@ async def test_a_budget_hold_appears_without_a_reload_and_is_approved_once_from_
         # Spend against the budget: the chart and the same numbers in a table.
         await page.goto(f"{url}/tenants/demo/spend")
         chart = page.locator("svg[role=img]").first
-        assert "against the monthly ceiling" in await chart.locator("title").text_content()
+        assert "share of the monthly ceiling spent per agent" in await chart.locator("title").text_content()
         row = page.get_by_role("row", name="reports/analyst")
         assert "0.030000" in await row.inner_text() and "held: its calls are refused" in await row.inner_text()
 

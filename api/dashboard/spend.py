@@ -72,9 +72,10 @@ async def spend_page(tenant: str, context: Context, session: Session) -> Respons
     body = f"""<h1>Spend of {esc(tenant)}</h1>
 <p class="muted">Settled LLM spend, by the tenant's calendar ({esc(str(zone))}). <a href="/tenants/{quote(tenant)}">Back to the tenant</a></p>
 <h2>Per agent, {esc(month_name)}, against the monthly ceiling</h2>
-<p class="muted">A dashed mark is the agent's ceiling; an agent that reaches it is held until someone decides
-(needs attention).</p>
-{horizontal_bars(f"spend per agent in {month_name} against the monthly ceilings", agent_bars) if agent_bars else ""}
+<p class="muted">Each bar is the share of the agent's own ceiling spent (the dashed mark is 100%). An agent is
+held when its next call could pass the ceiling (a call reserves its largest possible cost first), so it
+may be held below 100%; it then waits on the needs-attention page for a decision.</p>
+{horizontal_bars(f"share of the monthly ceiling spent per agent in {month_name}", agent_bars) if agent_bars else ""}
 {table(["agent", "spent (USD)", "ceiling (USD)", "share", "state"], agent_rows, empty="No agents.",
        caption="spend per agent this month")}
 <h2>Per day, the last {DAYS} days</h2>
