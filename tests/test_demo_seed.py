@@ -8,6 +8,7 @@ the CLI, the HTTP API and the dashboard call.
   open `shadow_review` item;
 - a failing heartbeat: the X monitor's runs fail (`budget_exceeded`) until health lists it;
 - a state-machine run waiting for its manual approval;
+- the dashboard's pages show each of these;
 - seeding again (a second `make demo` on the same data) runs nothing that is there already.
 """
 
@@ -38,6 +39,7 @@ from contract.budget import QUEUE_BUDGET_MONTHLY
 from contract.heartbeat import FAILING_THRESHOLD
 from contract.shadow import QUEUE_SHADOW_REVIEW
 from store import open_store
+from tests.api_env import TOKEN, api_env
 from tests.temporal_env import dev_server, running_worker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,6 +108,23 @@ async def test_the_demo_seeds_every_area_of_the_dashboard(tmp_path: Path) -> Non
 
             # A state-machine run waiting for its manual approval.
             await eventually(lambda: show_run(client, seeded.waiting), lambda view: view.status == "waiting")
+
+            # The dashboard renders each area with this data.
+            async with api_env(store, tmp_path, temporal=client) as env:
+                await env.http.get("/login", params={"token": TOKEN})
+                pages = {path: (await env.http.get(path)).text for path in (
+                    "/", "/tenants/demo/spend", f"/shadow/{SHADOW}", f"/entities/{DRAFTER}",
+                    f"/entities/{FAILING}", f"/runs/{seeded.waiting}", "/tenants/demo/apps/marketing")}
+            attention = pages["/"]
+            assert "monthly budget hold of marketing/content_drafter" in attention
+            assert f"/shadow/{SHADOW}" in attention and FAILING in attention and seeded.waiting in attention
+            assert "held: its calls are refused" in pages["/tenants/demo/spend"]
+            assert f"{SHADOW_RUNS} cases run in shadow" in pages[f"/shadow/{SHADOW}"]
+            assert "agree with the proposal" in pages[f"/shadow/{SHADOW}"]  # the newest case waits for a decision
+            assert "budget_monthly" in pages[f"/entities/{DRAFTER}"] and "USD" in pages[f"/entities/{DRAFTER}"]
+            assert "budget_exceeded" in pages[f"/entities/{FAILING}"]
+            assert "Fire approve" in pages[f"/runs/{seeded.waiting}"]
+            assert "marketing/content_drafter/" in pages["/tenants/demo/apps/marketing"]
 
             # A second demo on the same data: nothing that is there already runs again.
             before = {wid: len(await run_nows(store, wid)) for wid in (RUN_NOW_TARGET, DRAFTER, SHADOW, FAILING)}
