@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from api.dashboard.layout import csrf_token
 from api.sessions import SESSION_COOKIE
 from api.settings import MAX_BODY_BYTES
 from store import Store, open_store
@@ -264,7 +265,9 @@ async def test_the_login_form_signs_in_and_logout_signs_out(env: ApiEnv) -> None
     assert response.status_code == 303
     session = response.cookies[SESSION_COOKIE]
     assert "signed in" in (await env.http.get("/")).text
-    await env.http.post("/logout")
+    assert (await env.http.post("/logout")).status_code == 403  # without the session's CSRF token
+    assert "signed in" in (await env.http.get("/")).text
+    await env.http.post("/logout", data={"csrf": csrf_token(session)})
     # The session is over on the server, not just forgotten by this browser.
     env.http.cookies.set(SESSION_COOKIE, session)
     page = await env.http.get("/")

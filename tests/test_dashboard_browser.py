@@ -291,6 +291,10 @@ async def test_shadow_report_shows_agreement_and_a_case_is_decided_with_one_clic
         await page.get_by_role("button", name="agree with the proposal case c3").click()
         await page.get_by_role("heading", name="Shadow report").wait_for()
         assert "3 decided by a person · 2 agree" in " ".join((await summary.inner_text()).split())
+        await page.get_by_role("button", name="Sign out").click()
+        await page.locator('input[name="token"]').wait_for()
+        await page.goto(f"{url}/shadow/{WEEKLY_ID}")  # the session is over: nothing readable
+        assert await page.locator('input[name="token"]').count() == 1 and await summary.count() == 0
         await browser.close()
     assert await store.shadow.decision(tenant="demo", workflow_id=WEEKLY_ID, case_key="c3") == proposal
     audited = await store.audit.list(tenant="demo", action="shadow_decide")

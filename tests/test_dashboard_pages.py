@@ -17,11 +17,12 @@ from api.dashboard import ROOMS
 from api.dashboard.assets import STATIC
 from api.dashboard.layout import SCRIPTS, csrf_token
 from api.sessions import SESSION_COOKIE
+from api.settings import load_settings
 from client.checks import load_manifests
 from client.operations import page_heartbeats
 from client.sync import install_manifests
 from contract.budget import CeilingReached, SpendEntry, nano_usd
-from contract.errors import InvalidInput
+from contract.errors import ConfigurationError, InvalidInput
 from store import open_store
 from tests.api_env import TOKEN, api_env
 from tests.temporal_env import dev_server, running_worker
@@ -208,3 +209,10 @@ async def test_a_daily_budget_stop_shows_today_even_while_temporal_cannot_be_ask
     assert page.status_code == 200
     assert "Temporal could not be asked" in page.text  # said, not a 500 ...
     assert "daily budget reached: 0 of 0.1 USD today" in page.text and target in page.text  # ... and the store's rows
+
+
+def test_the_temporal_ui_address_must_be_an_http_url() -> None:
+    for bad in ("javascript:alert(1)", "ftp://host", 'http://x" onmouseover="y'):
+        with pytest.raises(ConfigurationError, match="HEARTBEATS_API_TEMPORAL_UI_URL"):
+            load_settings(token=TOKEN, temporal_ui_url=bad)
+    assert load_settings(token=TOKEN, temporal_ui_url="https://cloud.temporal.io").temporal_ui_url == "https://cloud.temporal.io"

@@ -112,7 +112,8 @@ _STYLE = """
 def page(title: str, body: str, *, session: str | None = None, status: int = 200) -> HTMLResponse:
     """A whole page: the navigation (with sign-out when signed in), then `body`."""
     scripts = "".join(f'<script src="/static/{name}" defer></script>' for name in SCRIPTS)
-    sign_out = '<form method="post" action="/logout"><button type="submit">Sign out</button></form>' if session else ""
+    sign_out = (f'<form method="post" action="/logout">{csrf_input(session)}<button type="submit">Sign out</button></form>'
+                if session else "")
     return HTMLResponse(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer"><title>{esc(title)} · agent-heartbeats</title>

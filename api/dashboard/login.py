@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.context import ApiContext, Context
-from api.dashboard.layout import esc, page
+from api.dashboard.layout import esc, page, posted_form
 from api.sessions import SESSION_COOKIE
 
 router = APIRouter(include_in_schema=False)
@@ -59,7 +59,11 @@ async def login_form(request: Request, context: Context) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, context: Context) -> Response:
-    context.sessions.close(request.cookies.get(SESSION_COOKIE))
+    session = request.cookies.get(SESSION_COOKIE)
+    if context.sessions.valid(session):
+        assert session is not None
+        await posted_form(request, session)  # a page elsewhere cannot sign the operator out
+    context.sessions.close(session)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
