@@ -119,8 +119,9 @@ async def test_workflow_and_llm_workers_run_apart(tmp_path: Path):
             first = await wait_for(lambda: receipts(env), "the receipt once the llm worker runs")
             assert first[0]["trigger"] == "run_now" and first[0]["outcome"] in ("substantive", "suppressed")
             assert first[0]["provider"] == "offline"
-            # Each role polls its own queue only.
-            assert poller_pids(env, LLM_TASK_QUEUE, "activity") == {llm.pid}
+            # Each role polls its own queue only. (A describe reads one partition of the queue: a poller
+            # shows there once one of its polls has landed on it.)
+            await wait_for(lambda: poller_pids(env, LLM_TASK_QUEUE, "activity") == {llm.pid}, "the llm worker's poller")
             assert llm.pid not in poller_pids(env, TASK_QUEUE, "workflow") | poller_pids(env, TASK_QUEUE, "activity")
             assert workflows.pid not in poller_pids(env, LLM_TASK_QUEUE, "activity")
 
@@ -146,3 +147,14 @@ async def wait_for_async(check, what: str, timeout: float = 60.0):
             return found
         await asyncio.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_tools_routed_to_the_llm_queue_are_registered_tools():
+    """MODEL_CALLING_TOOLS names tools by their wire name: each must be a tool of a built-in skill."""
+    from contract.llm import MODEL_CALLING_TOOLS, split_tool_name
+    from skills.catalog import default_registry
+
+    registry = default_registry()
+    for name in MODEL_CALLING_TOOLS:
+        skill, tool = split_tool_name(name)
+        assert tool in registry.get(skill).tools, name
