@@ -202,6 +202,11 @@ class HeartbeatActivities:
                 self.record_receipt, self.wake_vision, self.record_vision_plan, self.task_poll, self.task_cases,
                 self.job_ended, self.machine_call]
 
+    def llm(self) -> list[Callable[..., Any]]:
+        """The activities workflows schedule on the LLM task queue: an agent step (one model call) and a
+        tool call (only for the tools that call a model themselves, contract.llm.MODEL_CALLING_TOOLS)."""
+        return [self.agent_step, self.tool_call]
+
 
 def _workflows() -> TemporalWorkflows | None:
     """Temporal for the skills that start or signal workflows: the worker's own client."""

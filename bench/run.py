@@ -576,8 +576,10 @@ async def wait_worker_quiet(deadline: float) -> None:
 
 
 def cached_workflows(worker) -> int:
-    """Workflow instances the worker holds (an SDK internal, read only by this bench)."""
-    return len(getattr(getattr(worker, "_workflow_worker", None), "_running_workflows", ()))
+    """Workflow instances the worker holds (an SDK internal, read only by this bench), over the
+    Workers of its group (only the workflows queue's holds any)."""
+    return sum(len(getattr(getattr(one, "_workflow_worker", None), "_running_workflows", ()))
+               for one in getattr(worker, "workers", (worker,)))
 
 
 def release_freed_memory() -> None:

@@ -22,10 +22,10 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="HEARTBEATS_API_HOST", show_envvar=True,
               help="Address to listen on. Anything but loopback needs HEARTBEATS_API_TOKEN set.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
-              help="Port to listen on (0: any free port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, envvar="HEARTBEATS_API_PORT",
+              show_envvar=True, help="Port to listen on (0: any free port).")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where the generated token is kept when HEARTBEATS_API_TOKEN is unset"
                    " (default .data/api-token, or HEARTBEATS_API_TOKEN_FILE).")
@@ -37,13 +37,14 @@ def serve(host: str, port: int, token_file: Path | None) -> None:
     and shown once. The dashboard link printed at start signs a browser in.
 
     The store from HEARTBEATS_DATABASE_URL (default .data/heartbeats.db); Temporal from
-    TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE, connected when first needed. Rate limit per app:
+    TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE or Temporal's config profiles, connected when first needed. Rate limit per app:
     HEARTBEATS_API_RATE_PER_SECOND (default 100) and HEARTBEATS_API_RATE_BURST (default 200).
 
     \b
     Examples:
       heartbeats serve
       HEARTBEATS_API_TOKEN=... heartbeats serve --host 0.0.0.0 --port 8080
+      HEARTBEATS_API_PORT=9000 heartbeats serve          # behind a reverse proxy (docs/deployment.md)
       curl -H "Authorization: Bearer $(cat .data/api-token)" http://127.0.0.1:8080/v1/health
     """
     # Imported here: FastAPI and uvicorn would slow every other command's start.

@@ -21,25 +21,38 @@ from runtime.connection import own_runtime
 
 
 @click.command()
-def worker() -> None:
-    """Run the worker: every heartbeat workflow and activity, until Ctrl-C or SIGTERM.
+@click.option("--role", type=click.Choice(["all", "workflows", "llm"]), default="all", show_default=True,
+              help="What this process polls: all = both task queues, one Worker each; workflows = task queue"
+                   " `heartbeats` (workflow tasks, their local activities, tool and state-machine calls);"
+                   " llm = task queue `heartbeats-llm` (the model calls only).")
+def worker(role: str) -> None:
+    """Run the worker until Ctrl-C or SIGTERM.
+
+    Workflows schedule every model call (an agent step; a tool that calls a model itself) on the
+    task queue `heartbeats-llm` and everything else on `heartbeats`. `--role all` (the default)
+    polls both in this process; in production run `--role workflows` and `--role llm` processes
+    apart and scale each on its own (docs/deployment.md). Every role needs the same database and
+    Temporal settings; the llm role also needs the providers' API keys.
 
     Temporal from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE or Temporal's config profiles
-    (default localhost:7233, namespace default); the database from HEARTBEATS_DATABASE_URL.
+    (TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE, TEMPORAL_API_KEY, TEMPORAL_TLS...; default
+    localhost:7233, namespace default); the database from HEARTBEATS_DATABASE_URL.
 
-    Tuning: HEARTBEATS_MAX_CACHED_WORKFLOWS (default 10000; keep it at least the number of
-    heartbeats this worker serves, ~50 KiB each) and HEARTBEATS_WORKFLOW_SANDBOX (on|off, default
-    off: the workflow code is the product's own and CI runs it in the sandbox).
+    Tuning: HEARTBEATS_MAX_CACHED_WORKFLOWS (workflows role; default 10000: keep it at least the
+    number of heartbeats this worker serves, ~60 KiB each), HEARTBEATS_WORKFLOW_SANDBOX (on|off,
+    default off: the workflow code is the product's own and CI runs it in the sandbox) and
+    HEARTBEATS_MAX_CONCURRENT_LLM_CALLS (llm role; default 100 model calls at once per process).
 
     \b
     Examples:
       heartbeats worker
-      TEMPORAL_ADDRESS=temporal.internal:7233 TEMPORAL_NAMESPACE=prod heartbeats worker
+      heartbeats worker --role workflows
+      HEARTBEATS_MAX_CONCURRENT_LLM_CALLS=20 heartbeats worker --role llm
+      TEMPORAL_ADDRESS=temporal.internal:7233 TEMPORAL_NAMESPACE=prod heartbeats worker --role workflows
     """
-    from worker import run_until_stopped
+    from worker import WorkerRole, run_until_stopped
 
-    run_until_stopped()
-
+    run_until_stopped(WorkerRole(role))
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:

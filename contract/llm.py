@@ -33,6 +33,11 @@ def tool_name(skill: str, tool: str) -> str:
     return f"{skill}{TOOL_NAME_SEPARATOR}{tool}"
 
 
+# Tools whose handler itself calls a model through the gateway (team.delegate's question asks another
+# agent): their tool calls go to the LLM task queue with the agent steps.
+MODEL_CALLING_TOOLS = frozenset({tool_name("team", "delegate")})
+
+
 def split_tool_name(name: str) -> tuple[str, str]:
     skill, sep, tool = name.partition(TOOL_NAME_SEPARATOR)
     if not sep:

@@ -11,6 +11,10 @@ import hashlib
 from manifest.ids import id_problem
 
 TASK_QUEUE = "heartbeats"
+# The model calls of agent turns, on a queue of their own: workflow workers (CPU and memory: every
+# cached heartbeat) and LLM workers (waiting on providers, their keys and rate limits) are then run
+# and sized apart. Workflows schedule the calls here; `heartbeats worker --role` picks the queues.
+LLM_TASK_QUEUE = "heartbeats-llm"
 
 # Workflow types: registered by the worker under these names; clients start and list them by name.
 HEARTBEAT_WORKFLOW = "HeartbeatWorkflow"

@@ -5,8 +5,8 @@ A heartbeat on the time-skipping server runs one run-now tick through the durabl
 the real OpenAI SDK talking to the loopback provider server: an LLM call asking for a tool, the tool
 call, a second LLM call whose reply escalates to vision. The woken VisionWorkflow then runs its
 assess → plan → act pass, whose assess phase asks for a tool too. Both histories are written to
-tests/histories/ as heartbeat_agent_turn.v2 and vision_pass.v2. Earlier code's recordings (no
-suffix) stay: every one must keep replaying. Re-record only on purpose, under a new suffix.
+tests/histories/ as heartbeat_agent_turn.v3 and vision_pass.v3. Earlier code's recordings (no
+suffix, .v2) stay: every one must keep replaying. Re-record only on purpose, under a new suffix.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from tests.temporal_env import running_worker, time_skipping_env
 from workflows.heartbeat import HeartbeatWorkflow
 
 OUT = Path(__file__).parent / "histories"
-SUFFIX = "v2"  # vision phases as durable turns (workflow.patched "vision-phases-are-turns")
+# v2: vision phases as durable turns (workflow.patched "vision-phases-are-turns"); v3: model calls on
+# the LLM task queue (workflow.patched "llm-calls-on-their-own-task-queue").
+SUFFIX = "v3"
 MANIFEST = """\
 id: marketing
 agents:

@@ -16,9 +16,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadConverter
 from temporalio.worker import Replayer
 
+from contract.names import AGENT_STEP, LLM_TASK_QUEUE, TASK_QUEUE, TOOL_CALL
 from worker import WORKFLOWS, workflow_runner
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES_DIR = Path(__file__).parent / "histories"
+HISTORIES = sorted(HISTORIES_DIR.glob("*.json"))
 
 
 def test_histories_are_recorded():
@@ -31,6 +33,8 @@ def test_histories_are_recorded():
     recorded = {"heartbeat_run_1", "heartbeat_run_2", "heartbeat_agent_turn", "vision_pass"}
     # Each generation of the workflow code recorded the same scenarios; all of them must replay.
     assert recorded | {f"{name}.v2" for name in recorded} <= names
+    # `.v3`: the agent turn and the vision pass after model calls moved to the LLM task queue.
+    assert {"heartbeat_agent_turn.v3", "vision_pass.v3"} <= names
     # TaskWorkflow through its five kinds of trigger, a duplicate, a forced run, failures, reconfigure,
     # pause and continue-as-new (tests/record_task_histories.py).
     assert {"task_run_1", "task_run_2"} <= names
@@ -57,6 +61,26 @@ async def test_history_replays(path: Path):
     await replayer.replay_workflow(history)
 
 
+@pytest.mark.parametrize(("name", "queue"), [("heartbeat_agent_turn.v2", TASK_QUEUE), ("vision_pass.v2", TASK_QUEUE),
+                                             ("heartbeat_agent_turn.v3", LLM_TASK_QUEUE),
+                                             ("vision_pass.v3", LLM_TASK_QUEUE)])
+def test_model_calls_went_to_the_llm_queue_from_v3_on(name: str, queue: str):
+    """Runs from before the split scheduled agent steps on the workflow's queue, and replaying them
+    does so again (test_history_replays); newer runs record the patch marker and the LLM queue."""
+    history = WorkflowHistory.from_json(name, (HISTORIES_DIR / f"{name}.json").read_text())
+    scheduled = [event.activity_task_scheduled_event_attributes for event in history.events
+                 if event.HasField("activity_task_scheduled_event_attributes")]
+    queues = {(attributes.activity_type.name, attributes.task_queue.name) for attributes in scheduled}
+    assert (AGENT_STEP, queue) in queues
+    assert {activity for activity, on in queues if on == LLM_TASK_QUEUE} <= {AGENT_STEP}  # records__query stays
+    assert {(TOOL_CALL, TASK_QUEUE)} <= queues
+    markers = [event.marker_recorded_event_attributes for event in history.events
+               if event.HasField("marker_recorded_event_attributes")]
+    patched = any(b"llm-calls-on-their-own-task-queue" in payload.data for marker in markers
+                  for details in marker.details.values() for payload in details.payloads)
+    assert patched is (queue == LLM_TASK_QUEUE)
+
+
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 
 
@@ -69,11 +93,11 @@ def documented_summaries() -> list[tuple[str, re.Pattern[str]]]:
 
 
 def recorded_summaries() -> set[str]:
-    """Every timer and activity summary in the histories today's code recorded (`.v2`, and the tasks')."""
+    """Every timer and activity summary in the histories today's code recorded (`.v2`, `.v3`, and the tasks')."""
     converter = PayloadConverter.default
     found: set[str] = set()
     for path in HISTORIES:
-        if not (path.stem.endswith(".v2") or path.stem.startswith(("task_", "job_", "chat_", "inbound_", "machine_"))):
+        if not (path.stem.endswith((".v2", ".v3")) or path.stem.startswith(("task_", "job_", "chat_", "inbound_", "machine_"))):
             continue
         for event in WorkflowHistory.from_json(path.stem, path.read_text()).events:
             if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):

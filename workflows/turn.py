@@ -9,6 +9,10 @@ side effect happens once. Only the turn's own messages (tool calls and results, 
 history. The turn is pinned to the agent definition its first step read (the manifest version's
 hash): later steps and tool calls read that same version, even if the app is re-installed mid-turn.
 
+The model calls (each step, and a tool call whose tool calls a model itself) go to the LLM task
+queue, so LLM workers run apart from workflow workers. Turns of runs that scheduled them on the
+workflow's own queue before that keep doing so (`workflow.patched(PATCH_LLM_TASK_QUEUE)`).
+
 Limits: MAX_AGENT_STEPS LLM calls per turn (more fails with `max_steps`), and an LLM call that hits
 the per-call output cap fails with `token_cap`: both are non-retryable, and count as a failure.
 """
@@ -22,7 +26,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from contract.llm import ChatMessage
+    from contract.llm import MODEL_CALLING_TOOLS, ChatMessage
     from contract.messages import (
         ERROR_MAX_STEPS,
         ERROR_TOKEN_CAP,
@@ -36,9 +40,11 @@ with workflow.unsafe.imports_passed_through():
         ToolResult,
         TurnPurpose,
     )
-    from contract.names import AGENT_STEP, TOOL_CALL
+    from contract.names import AGENT_STEP, LLM_TASK_QUEUE, TOOL_CALL
     from contract.vocabulary import ConversationMode, ModelTier
     from workflows.activity_options import AGENT_ACTIVITY, TOOL_ACTIVITY
+
+PATCH_LLM_TASK_QUEUE = "llm-calls-on-their-own-task-queue"
 
 # Stop reasons (the providers normalise to these) that mean the reply was cut at the output cap.
 _CUT_OFF = ("max_tokens", "length")
@@ -82,6 +88,7 @@ async def run_agent_turn(turn: AgentTurn) -> AgentReply:
                              definition=definition, purpose=turn.purpose, turn_id=turn_id),
             result_type=AgentStepResult,
             summary=turn.summary if step == 0 and turn.summary else label if step == 0 else f"{label} step {step + 1}",
+            task_queue=_llm_queue(),
             **AGENT_ACTIVITY,
         )
         definition = definition or response.definition
@@ -106,8 +113,17 @@ async def run_agent_turn(turn: AgentTurn) -> AgentReply:
                                 case_keys=turn.case_keys),
                 result_type=ToolResult,
                 summary=f"tool {call.name}" + (" · shadow" if shadow else ""),
+                task_queue=_llm_queue() if call.name in MODEL_CALLING_TOOLS else None,
                 **TOOL_ACTIVITY,
             )
             messages.append(ChatMessage(role="tool", content=result.content, tool_call_id=call.id))
     raise ApplicationError(f"no final reply after {MAX_AGENT_STEPS} LLM calls", type=ERROR_MAX_STEPS,
                            non_retryable=True)
+
+
+def _llm_queue() -> str | None:
+    """Where this run schedules model calls: the LLM task queue; None (the workflow's own queue) in a
+    run that replays turns from before the split. The SDK keeps the answer for the rest of the run, so
+    such a run moves over at its next continue-as-new, and workflow workers keep the LLM activities
+    registered on their own queue for it."""
+    return LLM_TASK_QUEUE if workflow.patched(PATCH_LLM_TASK_QUEUE) else None
