@@ -99,7 +99,7 @@ def test_the_guide_marks_its_blocks():
     assert [block.mark for block in blocks].count("settings") == 1
     exported = [re.match(r"export (\w+)=", line) for line in commands(blocks[0])]
     assert all(exported), "the settings block only exports"
-    assert {m.group(1) for m in exported if m} == SITE_VARIABLES | {"HEARTBEATS_API_TOKEN"}
+    assert {m.group(1) for m in exported if m} == SITE_VARIABLES | {"HEARTBEATS_API_TOKEN", "HEARTBEATS_API_TEMPORAL_UI_URL"}
     languages = {block.language for block in guide_blocks()}
     assert languages == {"sh", "toml", "sql", "nginx"}
 
@@ -287,6 +287,9 @@ def check_outputs(outputs: dict[str, str], env: dict[str, str], background: list
     assert "Secure" in cookie and "HttpOnly" in cookie
     shown = next(out for text, out in outputs.items() if "tenant show" in text)
     assert "Europe/Berlin" in shown and "anthropic" in shown
+    linked = next(out for text, out in outputs.items() if "/tenants/acme/apps/marketing" in text)
+    assert linked.startswith(f"{env['HEARTBEATS_API_TEMPORAL_UI_URL']}/namespaces/{env['TEMPORAL_NAMESPACE']}/workflows?")
+    assert "hourly_kpi" in linked
     profile = Path(env["TEMPORAL_CONFIG_FILE"]).read_text()
     assert "[profile.prod]" in profile.replace("  ", "") and env["TEMPORAL_ADDRESS"] in profile
 

@@ -39,6 +39,7 @@ from api.dashboard.layout import (
     run_link,
     status_cell,
     table,
+    temporal_link,
     wants_fragment,
     when,
 )
@@ -90,11 +91,13 @@ async def attention_section(context: ApiContext, session: str) -> str:
                                        described=view.id, fields={"next": "/"})
                 what = "disabled after failing" if view.status == "disabled" else "failing"
                 rows.append(cells(esc(view.tenant), entity_link(view.id), status_cell(view.status),
-                                  f"{what}: {view.failure_count} failures in a row", enable))
+                                  f"{what}: {view.failure_count} failures in a row",
+                                  enable + temporal_link(context, client.namespace, view.id)))
             for run in await runs_needing_a_person(client, limit=RUNS_SHOWN):
                 what = "waits for a manual transition" if run.status == "waiting" else "failed: retry or cancel"
                 rows.append(cells(esc(run.id.split(":")[1]), run_link(run.id), status_cell(run.status),
-                                  f"{what} (at {esc(run.place)})", f'<a href="/runs/{quote(run.id, safe=":")}">open</a>'))
+                                  f"{what} (at {esc(run.place)})", f'<a href="/runs/{quote(run.id, safe=":")}">open</a> '
+                                  + temporal_link(context, client.namespace, run.id)))
     except (HeartbeatsError, TimeoutError) as exc:
         problem = f'<p class="problem" role="alert">Temporal could not be asked: {esc(str(exc) or "no answer")}</p>'
     listed = table(["tenant", "what", "status", "why", "action"], rows, caption="things that need a person",
