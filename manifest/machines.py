@@ -479,8 +479,12 @@ def load_definition(definition: dict[str, Any]) -> WorkflowSpec:
 def mermaid(workflow: WorkflowSpec, *, current: str | None = None) -> str:
     """The graph as a Mermaid state diagram: transitions as labelled edges (manual ones marked
     `(manual)`, guards in brackets), an error edge labelled `NAME fails`, a deadline edge `NAME after
-    48h`; `current` highlighted."""
-    lines = ["stateDiagram-v2", f"    [*] --> {START}", f"    {END} --> [*]"]
+    48h`; `current` highlighted. A place whose name is not a Mermaid id as it stands (`a-b`), or
+    whose id another place took (`a-b` beside `a_b`), gets an id of its own and its name as label."""
+    ids = _mermaid_ids(workflow)
+    lines = ["stateDiagram-v2"]
+    lines += [f'    state "{place}" as {ident}' for place, ident in ids.items() if ident != place]
+    lines += [f"    [*] --> {ids[START]}", f"    {ids[END]} --> [*]"]
     for transition in workflow.transitions:
         label = transition.name + (" (manual)" if transition.manual else "")
         if transition.guard:
@@ -488,20 +492,34 @@ def mermaid(workflow: WorkflowSpec, *, current: str | None = None) -> str:
         label = label.replace(":", "∶")
         for source in transition.sources:
             for target in transition.targets:
-                lines.append(f"    {_mermaid_id(source)} --> {_mermaid_id(target)}: {label}")
+                lines.append(f"    {ids[source]} --> {ids[target]}: {label}")
             if transition.on_error:
-                lines.append(f"    {_mermaid_id(source)} --> {_mermaid_id(transition.on_error)}: {transition.name} fails")
+                lines.append(f"    {ids[source]} --> {ids[transition.on_error]}: {transition.name} fails")
             if transition.on_deadline:
-                lines.append(f"    {_mermaid_id(source)} --> {_mermaid_id(transition.on_deadline)}:"
+                lines.append(f"    {ids[source]} --> {ids[transition.on_deadline]}:"
                              f" {transition.name} after {transition.deadline}")
-    if current:
+    if current and current in ids:
         lines += ["    classDef current fill:#ffd54f,stroke:#333,stroke-width:2px",
-                  f"    class {_mermaid_id(current)} current"]
+                  f"    class {ids[current]} current"]
     return "\n".join(lines) + "\n"
 
 
-def _mermaid_id(place: str) -> str:
-    return place.replace("-", "_")
+def _mermaid_ids(workflow: WorkflowSpec) -> dict[str, str]:
+    """Each place's Mermaid id, in order of first appearance: its name with `-` as `_`, numbered
+    when another place has that id already."""
+    ids: dict[str, str] = {}
+    places = [START] + [place for transition in workflow.transitions
+                        for place in (*transition.sources, *transition.targets, transition.on_error,
+                                      transition.on_deadline) if place] + [END]
+    for place in places:
+        if place in ids:
+            continue
+        base = candidate = place.replace("-", "_")
+        number = 2
+        while candidate in ids.values():
+            candidate, number = f"{base}_{number}", number + 1
+        ids[place] = candidate
+    return ids
 
 
 __all__ = [

@@ -1178,3 +1178,15 @@ def test_validate_a_bad_workflow_manifest_exits_1_with_one_located_line_per_prob
     assert "`${ FILED.id }` reads FILED, which is not set on every path to here" in lines[1]
     assert "skill 'kv' has no tool 'fetch'" in lines[2]
     assert result.stderr == ""
+
+
+def test_mermaid_keeps_places_apart_whose_names_differ_only_by_hyphen_or_underscore() -> None:
+    manifest = parse_manifest(workflow("""
+        - {name: a, from: start, to: [in-review, in_review]}
+        - {name: b, from: [in-review, in_review], to: end}
+        """))
+    lines = mermaid(manifest.workflows[0], current="in-review").splitlines()
+    assert '    state "in-review" as in_review' in lines  # the first keeps the readable id, labelled
+    assert "    start --> in_review: a" in lines and "    start --> in_review_2: a" in lines
+    assert "    in_review --> end: b" in lines and "    in_review_2 --> end: b" in lines
+    assert "    class in_review current" in lines
