@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test server venv clean schema bench bench-quick bench-events bench-cost drills soak browser screenshots
+.PHONY: demo test server venv clean schema bench bench-quick bench-events bench-cost bench-dashboard drills soak browser screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-events: $(STAMP)
 # 100 ticks of one heartbeat's dedicated thread, with and without prompt caching: tokens and USD per tick.
 bench-cost: $(STAMP)
 	$(BIN)/python bench/cost_per_tick.py
+
+# The dashboard's heartbeat list with 10,000 heartbeats installed: install, pages, search, walk (median/p95/max).
+bench-dashboard: $(STAMP)
+	$(BIN)/python bench/dashboard_list.py
 
 clean:
 	rm -rf $(VENV) .data

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from client.checks import require_id
 from client.temporal import (
+    QUERY_TIMEOUT,
     StatusReader,
     describe_running,
     disabled_query,
@@ -104,7 +105,8 @@ async def page_heartbeats(client: Client, *, tenant: str, app: str | None = None
                           page_size: int = 50, page: str | None = None) -> ViewPage:
     """A page of a tenant's (or an app's) running heartbeats, tasks and runtime tasks, in visibility's
     order: only this page is asked for its status, so a page costs the same with 10,000 installed.
-    `search` keeps those whose agent or slug starts with it."""
+    `search` keeps those whose agent or slug starts with it. The page's status queries end within
+    QUERY_TIMEOUT of the first: those unanswered by then are shown from the search attributes."""
     require_id(tenant, "tenant")
     if app is not None:
         require_id(app, "app")
@@ -124,7 +126,7 @@ async def page_heartbeats(client: Client, *, tenant: str, app: str | None = None
                                        next_page_token=token)
         await listed.fetch_next_page()
     executions = [execution for execution in listed.current_page or () if is_entity_id(execution.id)]
-    reader = StatusReader(client)
+    reader = StatusReader(client, budget=QUERY_TIMEOUT)  # a page waits one QUERY_TIMEOUT at most
     views = await reader.views(executions)
     following = listed.next_page_token
     return ViewPage(views, base64.urlsafe_b64encode(following).decode() if following else None, reader.unanswered)

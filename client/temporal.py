@@ -38,6 +38,7 @@ CONCURRENCY = 32
 # A status query waits for a worker to answer it; without one, give up after this long and show
 # what the search attributes say instead.
 QUERY_TIMEOUT = timedelta(seconds=5)
+QUERY_GRACE_SECONDS = 1.0  # a status query is cut off locally this long after QUERY_TIMEOUT (StatusReader)
 
 
 @contextlib.contextmanager
@@ -195,15 +196,32 @@ def view_from_search_attributes(workflow_id: str, attributes: Any) -> HeartbeatS
 class StatusReader:
     """Status queries, concurrently and bounded; falls back to search attributes when unanswered.
 
-    After the first query that times out (no worker polling), the rest are not attempted: they
-    would each wait QUERY_TIMEOUT for the same answer.
+    After the first query that times out, the rest are not attempted: they would each wait
+    QUERY_TIMEOUT for the same answer. A query times out when no worker polls, and also when the
+    workflow's first task has not run yet (the server holds the query until it has: for minutes after
+    an install of thousands, docs/performance.md). The SDK reports its own deadline as CANCELLED
+    ("Timeout expired"), the server's as DEADLINE_EXCEEDED; a query is also cut off locally just
+    after its timeout. With a `budget` (a page of the dashboard), every query ends within that long
+    of the first one's start, so a page waits about one budget at most, not one per wave of queries.
     """
 
-    def __init__(self, client: Client, *, limit: int = CONCURRENCY) -> None:
+    def __init__(self, client: Client, *, limit: int = CONCURRENCY, budget: timedelta | None = None) -> None:
         self._client = client
         self._semaphore = asyncio.Semaphore(limit)
+        self._budget = budget
+        self._deadline: float | None = None  # loop time; set when the first query starts
         self.unanswered = 0
         self._no_worker = False
+
+    def _timeout(self) -> float:
+        """Seconds the next query may take: QUERY_TIMEOUT, or what is left of the budget."""
+        timeout = QUERY_TIMEOUT.total_seconds()
+        if self._budget is None:
+            return timeout
+        now = asyncio.get_running_loop().time()
+        if self._deadline is None:
+            self._deadline = now + self._budget.total_seconds()
+        return min(timeout, self._deadline - now)
 
     async def query(self, workflow_id: str) -> HeartbeatStatusView | None:
         """The `status` query's answer, or None when it could not be had."""
@@ -213,14 +231,25 @@ class StatusReader:
         if self._no_worker:
             return None
         async with self._semaphore:
-            if self._no_worker:
+            timeout = self._timeout()
+            if self._no_worker or timeout <= 0:
+                self._no_worker = True
                 return None
             try:
-                return await self._client.get_workflow_handle(workflow_id).query(
-                    QUERY_STATUS, result_type=HeartbeatStatusView, rpc_timeout=QUERY_TIMEOUT
+                return await asyncio.wait_for(
+                    self._client.get_workflow_handle(workflow_id).query(
+                        QUERY_STATUS, result_type=HeartbeatStatusView, rpc_timeout=timedelta(seconds=timeout)
+                    ),
+                    timeout + QUERY_GRACE_SECONDS,
                 )
+            except TimeoutError:
+                self._no_worker = True
+                return None
             except RPCError as exc:
-                if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.FAILED_PRECONDITION):
+                # CANCELLED: the SDK's own rpc_timeout ("Timeout expired"); DEADLINE_EXCEEDED: the
+                # server's; FAILED_PRECONDITION: no poller seen on the task queue recently.
+                if exc.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED,
+                                  RPCStatusCode.FAILED_PRECONDITION):
                     self._no_worker = True
                 return None
             except (WorkflowQueryFailedError, WorkflowQueryRejectedError):

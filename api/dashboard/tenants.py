@@ -132,8 +132,9 @@ async def _entity_section(context: ApiContext, session: str, tenant: str, app: s
         paging.append(f'<a href="{base}?{urlencode({"q": q})}">first page</a>')
     if found.next_page:
         paging.append(f'<a href="{base}?{urlencode({"q": q, "page": found.next_page})}" rel="next">next page</a>')
-    note = (f'<p class="muted">{found.unanswered} answered from search attributes only (no worker answered):'
-            " no run times for those.</p>" if found.unanswered else "")
+    note = (f'<p class="muted">{found.unanswered} answered from search attributes only (no worker answered in'
+            " time: none is running, or it has not started newly installed ones yet): no run times for those.</p>"
+            if found.unanswered else "")
     pager = f'<nav class="pager" aria-label="pages">{"".join(paging)}</nav>' if paging else ""
     return live(f"entities-{app or 'all'}", here, listed + note + pager, label="heartbeats and tasks")
 
