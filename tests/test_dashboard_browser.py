@@ -94,11 +94,11 @@ async def test_sign_in_find_the_waiting_run_and_move_it_with_a_bad_then_a_good_p
         await page.goto(f"{url}/login?token={TOKEN}")
         await page.get_by_role("heading", name="Needs attention").wait_for()
         for _ in range(50):  # visibility is eventually consistent
-            if await page.get_by_role("link", name=run.id).count():
+            if await page.get_by_role("link", name=run.id, exact=True).count():
                 break
             await page.reload()
             await asyncio.sleep(0.2)
-        await page.get_by_role("link", name=run.id).click()
+        await page.get_by_role("link", name=run.id, exact=True).click()
         await page.get_by_role("button", name="Fire approve").wait_for()
         assert await page.locator("#place").inner_text() == "awaiting_approval"
         # Mermaid (served by the dashboard itself) drew the graph, the current place among its states.
