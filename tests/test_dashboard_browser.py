@@ -109,7 +109,8 @@ async def test_sign_in_find_the_waiting_run_and_move_it_with_a_bad_then_a_good_p
         assert "/namespaces/default/workflows?query=WorkflowId" in await history.get_attribute("href")
 
         await page.locator("#approve-approver").fill("")
-        await page.get_by_role("button", name="Fire approve").click()
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Fire approve").click()
         alert = page.get_by_role("alert")
         await alert.wait_for()
         assert "payload refused" in await alert.inner_text()
@@ -166,7 +167,8 @@ async def test_pause_and_resume_a_heartbeat_from_its_tenants_page(served):
         await page.get_by_role("link", name="reports", exact=True).first.click()
         await page.get_by_role("heading", name="App reports").wait_for()
         assert await status_shown(page, url, "active") == "active"
-        await page.get_by_role("button", name=f"pause {WEEKLY_ID}").click()
+        async with page.expect_navigation():  # the POST, then its redirect back
+            await page.get_by_role("button", name=f"pause {WEEKLY_ID}").click()
         assert await status_shown(page, url, "paused") == "paused"
         view, _ = await heartbeat_status(client, WEEKLY_ID)
         assert view.status == "paused"
@@ -177,7 +179,8 @@ async def test_pause_and_resume_a_heartbeat_from_its_tenants_page(served):
                 break
         else:
             raise AssertionError("the resume button cannot be reached with Tab")
-        await page.keyboard.press("Enter")
+        async with page.expect_navigation():
+            await page.keyboard.press("Enter")
         assert await status_shown(page, url, "active") == "active"
         await browser.close()
     assert (await heartbeat_status(client, WEEKLY_ID))[0].status == "active"
@@ -224,7 +227,8 @@ async def test_a_budget_hold_appears_without_a_reload_and_is_approved_once_from_
         assert "0.030000" in await row.inner_text() and "held: its calls are refused" in await row.inner_text()
 
         await page.goto(f"{url}/")
-        await approve.click()
+        async with page.expect_navigation():
+            await approve.click()
         await page.get_by_role("heading", name="Needs attention").wait_for()
         assert await page.get_by_role("button", name=f"approve once queue item {item.id}").count() == 0
         await page.goto(f"{url}/tenants/demo/spend")
@@ -243,7 +247,8 @@ async def test_a_heartbeats_receipts_timeline_in_the_tenants_zone_with_its_tempo
         page = await browser.new_page()
         await page.goto(f"{url}/login?token={TOKEN}")
         await page.goto(f"{url}/tenants/demo/apps/reports")
-        await page.get_by_role("button", name=f"run-now {WEEKLY_ID}").click()
+        async with page.expect_navigation():
+            await page.get_by_role("button", name=f"run-now {WEEKLY_ID}").click()
         await page.get_by_role("link", name="reports/analyst/weekly_review").first.click()
         for _ in range(50):
             if await page.locator("ol.timeline li").count():
@@ -288,7 +293,8 @@ async def test_shadow_report_shows_agreement_and_a_case_is_decided_with_one_clic
         summary = page.locator("#shadow-summary")
         assert "2 decided by a person · 1 agree" in " ".join((await summary.inner_text()).split())
         assert await page.get_by_role("row", name=re.compile(r"^c2 ")).count() == 1  # the disagreeing case
-        await page.get_by_role("button", name="agree with the proposal case c3").click()
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="agree with the proposal case c3").click()
         await page.get_by_role("heading", name="Shadow report").wait_for()
         assert "3 decided by a person · 2 agree" in " ".join((await summary.inner_text()).split())
         await page.get_by_role("button", name="Sign out").click()
