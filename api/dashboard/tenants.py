@@ -126,7 +126,8 @@ async def _entity_section(context: ApiContext, session: str, tenant: str, app: s
                           temporal_link(context, client.namespace, view.id)))
     listed = table(["heartbeat or task", "status", "next run", "last run", "failures in a row", "actions",
                     "Temporal"], rows, caption="heartbeats and tasks",
-                   empty="No heartbeats or tasks match." if q else "No heartbeats or tasks are running.")
+                   empty=("No more: that was the last page." if page_token  # visibility may offer one empty page more
+                          else "No heartbeats or tasks match." if q else "No heartbeats or tasks are running."))
     paging = []
     if page_token:
         paging.append(f'<a href="{base}?{urlencode({"q": q})}">first page</a>')
