@@ -13,7 +13,7 @@ from sqlalchemy import Table, bindparam, case, select, update
 from store.checks import check_id, check_ids, check_json, check_text
 from store.db import Area
 from store.errors import StoreError
-from store.models import App, AppVersion
+from store.models import App, AppSummary, AppVersion
 from store.tables import AppRow, AppVersionRow
 from store.types import UTCDateTime, utcnow
 
@@ -98,6 +98,16 @@ class Apps(Area):
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
         return [App.from_row(row) for row in rows]
+
+    async def summaries(self, *, tenant: str) -> list[AppSummary]:
+        """The tenant's installed apps ordered by id, without reading their manifests."""
+        check_id(tenant, "tenant id")
+        query = (select(apps.c.app_id, apps.c.name, apps.c.version, apps.c.installed_at, apps.c.updated_at)
+                 .where(apps.c.tenant_id == tenant, apps.c.status == "installed").order_by(apps.c.app_id))
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [AppSummary(tenant=tenant, id=row.app_id, name=row.name, version=row.version,
+                           installed_at=row.installed_at, updated_at=row.updated_at) for row in rows]
 
     async def mark_uninstalled(self, *, tenant: str, app: str) -> bool:
         """Mark the app uninstalled (its data stays); False when it was not installed."""

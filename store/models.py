@@ -70,6 +70,18 @@ class Tenant(JsonForm):
 
 
 @dataclass(frozen=True, slots=True)
+class AppSummary(JsonForm):
+    """An installed app as a list shows it: without its manifest (which may be large)."""
+
+    tenant: str
+    id: str
+    name: str
+    version: str
+    installed_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class App(JsonForm):
     """An app recorded for a tenant, with the manifest (as a dict) it was last installed from."""
 

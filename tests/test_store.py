@@ -221,7 +221,7 @@ async def test_apps_install_update_uninstall_reinstall(store: Store) -> None:
 
     assert await store.apps.mark_uninstalled(tenant="acme", app="crm") is True
     assert await store.apps.mark_uninstalled(tenant="acme", app="crm") is False
-    assert await store.apps.list(tenant="acme") == []
+    assert await store.apps.list(tenant="acme") == [] and await store.apps.summaries(tenant="acme") == []
     [listed] = await store.apps.list(tenant="acme", include_uninstalled=True)
     assert listed.status == "uninstalled"
 
@@ -231,6 +231,11 @@ async def test_apps_install_update_uninstall_reinstall(store: Store) -> None:
     assert again.status == "installed"
     assert again.installed_at > first.installed_at
     assert [a.id for a in await store.apps.list(tenant="acme")] == ["crm"]
+    [summary] = await store.apps.summaries(tenant="acme")  # what lists show, without the manifest
+    [full] = await store.apps.list(tenant="acme")
+    assert (summary.id, summary.name, summary.version, summary.installed_at) == (full.id, full.name, full.version,
+                                                                                  full.installed_at)
+    assert await store.apps.summaries(tenant="acme2") == []
 
 
 async def test_get_apps_reads_many_apps_in_batches_scoped_to_the_tenant(store: Store) -> None:

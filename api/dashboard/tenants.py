@@ -54,7 +54,7 @@ async def tenants_page(context: Context, session: Session) -> Response:
     store = context.backends.store
     rows = []
     for tenant in await store.tenants.list():
-        apps = await store.apps.list(tenant=tenant.id)
+        apps = await store.apps.summaries(tenant=tenant.id)
         rows.append(cells(f'<a href="/tenants/{quote(tenant.id)}">{esc(tenant.id)}</a>', esc(tenant.timezone),
                           ", ".join(f'<a href="/tenants/{quote(tenant.id)}/apps/{quote(a.id)}">{esc(a.id)}</a>'
                                     for a in apps) or '<span class="muted">none</span>',
@@ -92,7 +92,7 @@ async def _listing(context: ApiContext, request: Request, session: str, tenant: 
     search = f"""<form method="get" action="{base}" role="search"><label for="q">Agent or slug starts with</label>
 <input type="search" id="q" name="q" value="{esc(q)}" pattern="[a-z0-9_-]*" maxlength="64"> <button type="submit">Search</button></form>"""
     if app is None:
-        apps = await store.apps.list(tenant=tenant)
+        apps = await store.apps.summaries(tenant=tenant)
         head = (f"<h1>Tenant {esc(tenant)}</h1><p>Time zone {esc(zone)} (times below are in it; UTC on hover)"
                 f' · <a href="{base}/spend">spend against budgets</a></p><h2>Apps</h2>'
                 + table(["app", "name", "version", "installed"],
