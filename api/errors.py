@@ -97,8 +97,13 @@ def error_response(status: int, code: str, message: str, *, field: str | None = 
     return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
 
 
+def status_and_code(error: HeartbeatsError) -> tuple[int, str]:
+    """The HTTP status and error code of a project error (the JSON API's and the dashboard's)."""
+    return next((status, code) for kind, status, code in STATUS_OF_ERROR if isinstance(error, kind))
+
+
 def response_for_error(error: HeartbeatsError) -> JSONResponse:
-    status, code = next((status, code) for kind, status, code in STATUS_OF_ERROR if isinstance(error, kind))
+    status, code = status_and_code(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return error_response(status, code, str(error), field=getattr(error, "field", None), headers=headers)
 

@@ -23,6 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.context import ApiContext, Context
 from api.dashboard.layout import (
+    ACTOR,
     TEMPORAL_WAIT_SECONDS,
     Session,
     action_button,
@@ -35,7 +36,7 @@ from api.dashboard.layout import (
     live,
     page,
     posted_form,
-    problem_page,
+    refused_page,
     run_link,
     status_cell,
     table,
@@ -47,13 +48,12 @@ from client.budgets import QueueItem, audit_log, queue_items, resolve_item
 from client.machines import runs_needing_a_person
 from client.operations import health
 from contract.budget import QUEUE_BUDGET_MONTHLY
-from contract.errors import Conflict, HeartbeatsError, InvalidInput, NotFound
+from contract.errors import HeartbeatsError, InvalidInput
 from contract.names import SIGNAL_ENABLE, SIGNAL_PAUSE
 from contract.shadow import QUEUE_SHADOW_REVIEW
 
 router = APIRouter(include_in_schema=False)
 
-ACTOR = "dashboard"
 RUNS_SHOWN = 200
 BUDGET_STOPS_READ = 200  # the newest daily-budget refusals looked at per tenant (one per routine and day)
 
@@ -157,6 +157,5 @@ async def resolve(item_id: int, request: Request, context: Context, session: Ses
                            approve_once=decision == "approve_once",
                            raise_monthly_usd=field(form, "raise_monthly_usd") if decision == "raise" else None)
     except HeartbeatsError as exc:
-        status = 409 if isinstance(exc, Conflict) else 404 if isinstance(exc, NotFound) else 400
-        return problem_page("Refused", str(exc), session=session, status=status)
+        return refused_page("Refused", exc, session=session)
     return RedirectResponse("/", status_code=303)

@@ -16,13 +16,14 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.context import Context
 from api.dashboard.layout import (
+    ACTOR,
     Session,
     action_button,
     esc,
     field,
     page,
     posted_form,
-    problem_page,
+    refused_page,
     status_cell,
     temporal_link,
     tenant_zone,
@@ -36,7 +37,6 @@ from store.models import Receipt
 
 router = APIRouter(include_in_schema=False)
 
-ACTOR = "dashboard"
 RECEIPTS_SHOWN = range(1, 501)
 
 
@@ -48,7 +48,7 @@ async def entity_page(workflow_id: str, context: Context, session: Session, limi
             limit = 100
         receipts = await heartbeat_runs(context.backends.store, workflow_id, limit=limit)
     except HeartbeatsError as exc:
-        return problem_page("Not found", str(exc), session=session, status=404 if isinstance(exc, NotFound) else 400)
+        return refused_page("Not found", exc, session=session)
     zone = await tenant_zone(context, tenant)
     client = await context.backends.temporal()
     try:
@@ -97,7 +97,7 @@ async def signal_entity(workflow_id: str, signal: str, request: Request, context
         await signal_heartbeat(await context.backends.temporal(), workflow_id, signal,
                                audit=context.backends.store.audit, actor=ACTOR)
     except HeartbeatsError as exc:
-        return problem_page("Refused", str(exc), session=session, status=409 if isinstance(exc, Conflict) else 400)
+        return refused_page("Refused", exc, session=session)
     back = field(form, "next")
     if not back.startswith("/") or back.startswith("//"):  # a local page only: never an open redirect
         back = f"/entities/{quote(workflow_id, safe=':')}"

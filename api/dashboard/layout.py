@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import json
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -24,8 +25,11 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from api.context import ApiContext, api_context
+from api.errors import status_and_code
 from api.sessions import SESSION_COOKIE
+from contract.errors import HeartbeatsError
 
+ACTOR = "dashboard"  # who the audit log says acted
 CSRF_FIELD = "csrf"
 REFRESH_SECONDS = 10
 TEMPORAL_WAIT_SECONDS = 5.0
@@ -139,6 +143,11 @@ def problem_page(title: str, message: str, *, session: str | None, status: int) 
                 session=session, status=status)
 
 
+def refused_page(title: str, error: HeartbeatsError, *, session: str) -> HTMLResponse:
+    """A project error as a page, with the status the JSON API gives it (404, 409, 400, 503, ...)."""
+    return problem_page(title, str(error), session=session, status=status_and_code(error)[0])
+
+
 def wants_fragment(request: Request) -> bool:
     return request.headers.get("HX-Request") == "true"
 
@@ -196,8 +205,6 @@ def status_cell(status: str, element_id: str | None = None) -> str:
 
 
 def json_block(value: Any, limit: int = 20_000) -> str:
-    import json
-
     return f"<pre>{esc(json.dumps(value, indent=2, ensure_ascii=False, default=str)[:limit])}</pre>"
 
 

@@ -24,13 +24,14 @@ from api.dashboard.layout import (
     json_block,
     page,
     posted_form,
-    problem_page,
+    refused_page,
     status_cell,
     table,
     temporal_link,
     tenant_zone,
     when,
 )
+from api.errors import status_and_code
 from client.machines import graph_installed, show_run, transition_run
 from contract.errors import HeartbeatsError
 from contract.machine import MachineView, ManualOption
@@ -49,7 +50,7 @@ async def _run_page(context: ApiContext, run_id: str, session: str, *, problem: 
         client = await context.backends.temporal()
         view = await show_run(client, run_id)
     except HeartbeatsError as exc:
-        return problem_page("Run", str(exc), session=session, status=404)
+        return refused_page("Run", exc, session=session)
     zone = await tenant_zone(context, view.tenant)
     try:
         graph = await graph_installed(context.backends.store, tenant=view.tenant, app=view.app,
@@ -139,5 +140,5 @@ async def fire(run_id: str, name: str, request: Request, context: Context, sessi
     try:
         await transition_run(await context.backends.temporal(), run_id, name, payload)
     except HeartbeatsError as exc:
-        return await _run_page(context, run_id, session, problem=str(exc), status=400)
+        return await _run_page(context, run_id, session, problem=str(exc), status=status_and_code(exc)[0])
     return RedirectResponse(f"/runs/{quote(run_id, safe=':')}", status_code=303)

@@ -19,6 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from api.context import Context
 from api.dashboard.charts import Bar, columns
 from api.dashboard.layout import (
+    ACTOR,
     Session,
     action_button,
     cells,
@@ -29,16 +30,16 @@ from api.dashboard.layout import (
     json_block,
     page,
     posted_form,
-    problem_page,
+    refused_page,
     table,
 )
+from api.errors import status_and_code
 from client.shadow import decide, promote, shadow_report
-from contract.errors import Conflict, HeartbeatsError, InvalidInput, NotFound
+from contract.errors import HeartbeatsError, InvalidInput, NotFound
 from contract.shadow import PROMOTE_BELOW
 
 router = APIRouter(include_in_schema=False)
 
-ACTOR = "dashboard"
 
 
 @router.get("/shadow/{workflow_id}")
@@ -51,7 +52,7 @@ async def _report(context: Context, workflow_id: str, session: str, *, problem: 
     try:
         report = await shadow_report(context.backends.store, workflow_id=workflow_id)
     except HeartbeatsError as exc:
-        return problem_page("Shadow report", str(exc), session=session, status=404 if isinstance(exc, NotFound) else 400)
+        return refused_page("Shadow report", exc, session=session)
     url = f"/shadow/{quote(workflow_id, safe=':')}"
     mode = "in shadow mode" if report.shadow else "promoted" if report.promoted else "not in shadow mode"
     rate = f"{report.disagreement_rate:.1%}" if report.compared else "—"
@@ -120,8 +121,7 @@ async def decide_case(workflow_id: str, request: Request, context: Context, sess
             raise InvalidInput(f"decision must be proposal, none or json (got {decision!r})")
         await decide(context.backends.store, workflow_id=workflow_id, case=case, actions=actions, actor=ACTOR)
     except HeartbeatsError as exc:
-        return await _report(context, workflow_id, session, problem=str(exc),
-                             status=404 if isinstance(exc, NotFound) else 400)
+        return await _report(context, workflow_id, session, problem=str(exc), status=status_and_code(exc)[0])
     return RedirectResponse(f"/shadow/{quote(workflow_id, safe=':')}", status_code=303)
 
 
@@ -131,6 +131,5 @@ async def promote_routine(workflow_id: str, request: Request, context: Context, 
     try:
         await promote(context.backends.store, workflow_id=workflow_id, actor=ACTOR)
     except HeartbeatsError as exc:
-        return await _report(context, workflow_id, session, problem=str(exc),
-                             status=409 if isinstance(exc, Conflict) else 400)
+        return await _report(context, workflow_id, session, problem=str(exc), status=status_and_code(exc)[0])
     return RedirectResponse(f"/shadow/{quote(workflow_id, safe=':')}", status_code=303)

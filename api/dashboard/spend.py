@@ -17,10 +17,10 @@ from fastapi.responses import Response
 
 from api.context import Context
 from api.dashboard.charts import Bar, columns, horizontal_bars
-from api.dashboard.layout import Session, cells, esc, page, problem_page, table, tenant_zone
+from api.dashboard.layout import Session, cells, esc, page, refused_page, table, tenant_zone
 from client.budgets import agent_months, spend
 from contract.budget import usd
-from contract.errors import HeartbeatsError, NotFound
+from contract.errors import HeartbeatsError
 
 router = APIRouter(include_in_schema=False)
 
@@ -44,12 +44,14 @@ async def spend_page(tenant: str, context: Context, session: Session) -> Respons
         first = today - timedelta(days=DAYS - 1)
         by_day = {line.key: line for line in await spend(store, tenant=tenant, by="day", since=first)}
     except HeartbeatsError as exc:
-        return problem_page("Spend", str(exc), session=session, status=404 if isinstance(exc, NotFound) else 400)
+        return refused_page("Spend", exc, session=session)
 
     days = [first + timedelta(days=offset) for offset in range(DAYS)]
-    day_bars = [Bar(day.isoformat()[5:], float(usd(by_day[day.isoformat()].nano_usd)) if day.isoformat() in by_day else 0.0,
-                    text=f"{usd(by_day[day.isoformat()].nano_usd):.4f} USD" if day.isoformat() in by_day else "0 USD")
-                for day in days]
+    day_bars = []
+    for day in days:
+        line = by_day.get(day.isoformat())
+        amount = usd(line.nano_usd) if line else None
+        day_bars.append(Bar(day.isoformat()[5:], float(amount or 0), text=f"{amount:.4f} USD" if line else "0 USD"))
     day_rows = [cells(esc(key), str(line.calls), f"{line.tokens_in:,}", f"{line.tokens_out:,}",
                       f"{usd(line.nano_usd):.6f}", str(line.unpriced_calls) if line.unpriced_calls else "")
                 for key, line in sorted(by_day.items(), reverse=True)]

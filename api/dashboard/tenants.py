@@ -28,12 +28,11 @@ from api.dashboard.layout import (
     fragment,
     live,
     page,
-    problem_page,
+    refused_page,
     run_link,
     status_cell,
     table,
     temporal_link,
-    tenant_zone,
     wants_fragment,
     when,
 )
@@ -79,13 +78,12 @@ async def _listing(context: ApiContext, request: Request, session: str, tenant: 
                    q: str, page_token: str) -> Response:
     store = context.backends.store
     try:
-        await require_tenant(store, require_id(tenant, "tenant"))
+        zone = (await require_tenant(store, require_id(tenant, "tenant"))).timezone
         if app is not None and require_id(app, "app") and await store.apps.get(tenant=tenant, app=app) is None:
             raise NotFound(f"tenant {tenant!r} has no installed app {app!r}")
-        zone = await tenant_zone(context, tenant)
         section = await _entity_section(context, session, tenant, app, q.strip(), page_token, zone)
     except HeartbeatsError as exc:
-        return problem_page(tenant, str(exc), session=session, status=404 if isinstance(exc, NotFound) else 400)
+        return refused_page(tenant, exc, session=session)
     if wants_fragment(request):
         return fragment(section)
     base = f"/tenants/{quote(tenant)}" + (f"/apps/{quote(app)}" if app else "")
