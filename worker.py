@@ -91,14 +91,19 @@ class WorkerSettings:
         sandbox = env.get("HEARTBEATS_WORKFLOW_SANDBOX", "off").strip().lower()
         if sandbox not in ("on", "off", "1", "0", "true", "false"):
             raise ConfigurationError(f"HEARTBEATS_WORKFLOW_SANDBOX: expected on or off (got {sandbox!r})")
-        cached = env.get("HEARTBEATS_MAX_CACHED_WORKFLOWS", str(DEFAULT_MAX_CACHED_WORKFLOWS)).strip()
-        if not cached.isdigit() or int(cached) < 2:
-            raise ConfigurationError(f"HEARTBEATS_MAX_CACHED_WORKFLOWS: expected a whole number >= 2 (got {cached!r})")
-        calls = env.get("HEARTBEATS_MAX_CONCURRENT_LLM_CALLS", str(DEFAULT_MAX_CONCURRENT_LLM_CALLS)).strip()
-        if not calls.isdigit() or int(calls) < 1:
-            raise ConfigurationError(f"HEARTBEATS_MAX_CONCURRENT_LLM_CALLS: expected a whole number >= 1 (got {calls!r})")
-        return cls(sandboxed=sandbox in ("on", "1", "true"), max_cached_workflows=int(cached),
-                   max_concurrent_llm_calls=int(calls))
+        return cls(sandboxed=sandbox in ("on", "1", "true"),
+                   max_cached_workflows=_whole_number(env, "HEARTBEATS_MAX_CACHED_WORKFLOWS",
+                                                      DEFAULT_MAX_CACHED_WORKFLOWS, minimum=2),
+                   max_concurrent_llm_calls=_whole_number(env, "HEARTBEATS_MAX_CONCURRENT_LLM_CALLS",
+                                                          DEFAULT_MAX_CONCURRENT_LLM_CALLS, minimum=1))
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    """The variable as a whole number of at least `minimum` (`default` when unset); ConfigurationError naming it."""
+    value = env.get(name, str(default)).strip()
+    if not value.isdigit() or int(value) < minimum:
+        raise ConfigurationError(f"{name}: expected a whole number >= {minimum} (got {value!r})")
+    return int(value)
 
 
 def workflow_runner(sandboxed: bool) -> WorkflowRunner:
