@@ -36,7 +36,6 @@ import contextlib
 import html
 import json
 import os
-import platform
 import random
 import re
 import statistics
@@ -52,8 +51,10 @@ from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
+from machine import machine_facts, proc_cpu_s, proc_rss_mib  # noqa: E402
 from temporalio.api.enums.v1 import TaskQueueType  # noqa: E402
 from temporalio.api.taskqueue.v1 import TaskQueue  # noqa: E402
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest  # noqa: E402
@@ -81,42 +82,6 @@ AGENTS = 10  # per app
 PER_AGENT = 100  # heartbeats per agent: an app of 1,000 (a manifest file holds at most 50,000 YAML nodes, 1 MiB)
 PER_APP = AGENTS * PER_AGENT
 DEEP_PAGE = 100  # the page the walk's link is kept for (or the last, when the list is shorter)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# ------------------------------------------------------------------------------------ process facts
-
-
-def proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def proc_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-def machine_facts() -> dict[str, Any]:
-    import temporalio
-
-    from client.local_server import temporal_binary
-
-    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    try:
-        cli = subprocess.run([str(temporal_binary()), "--version"], capture_output=True, text=True,
-                             timeout=20).stdout.strip()
-    except Exception as exc:  # noqa: BLE001
-        cli = f"unknown ({exc})"
-    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kib / 2**20, 1),
-            "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-            "temporalio": temporalio.__version__, "temporal_cli": cli,
-            "date": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 class Cpu:
@@ -206,21 +171,19 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, every
 NEXT_LINK = re.compile(r'<a href="([^"]+)" rel="next">')
 
 
-def entity_rows(body: str) -> int:
-    """Rows of the heartbeats-and-tasks list (its section), without the header row."""
-    start = body.find('<section id="entities-')
-    if start < 0:
-        return 0
-    section = body[start:body.find("</section>", start)]
-    return max(0, section.count("<tr>") - 1)
+def section_rows(section_id: str) -> Callable[[str], int]:
+    """Rows (without the header row) of the page's section whose id starts with `section_id`."""
+    def rows(body: str) -> int:
+        start = body.find(f'<section id="{section_id}')
+        if start < 0:
+            return 0
+        section = body[start:body.find("</section>", start)]
+        return max(0, section.count("<tr>") - 1)
+    return rows
 
 
-def attention_rows(body: str) -> int:
-    start = body.find('<section id="attention"')
-    if start < 0:
-        return 0
-    section = body[start:body.find("</section>", start)]
-    return max(0, section.count("<tr>") - 1)
+entity_rows = section_rows("entities-")  # the heartbeats-and-tasks list
+attention_rows = section_rows("attention")
 
 
 def unanswered(body: str) -> int:
@@ -487,7 +450,7 @@ async def measure(args: argparse.Namespace, result: dict[str, Any], folder: Path
                                          "pages_with_rows_from_search_attributes": sum(1 for row in timeline if row[4]),
                                          "most_such_rows": max(row[4] for row in timeline)},
         "cores_during_install": install_cores, "cores_install_to_worker_caught_up": worker_cores,
-        "rss_mib_after": {name: proc_rss_mib(pid) for name, pid in pids.items()},
+        "rss_mib_after": {name: round(proc_rss_mib(pid), 1) for name, pid in pids.items()},
     }
 
     # ---- measure
@@ -529,7 +492,7 @@ async def measure(args: argparse.Namespace, result: dict[str, Any], folder: Path
     result["calls"] = await breakdown(client, store, args.requests, walked["deep_url"])
     for name, value in result["calls"].items():
         print(f"  {name}: median {value['median_s']}s p95 {value['p95_s']}s", flush=True)
-    result["rss_mib_end"] = {name: proc_rss_mib(pid) for name, pid in pids.items()}
+    result["rss_mib_end"] = {name: round(proc_rss_mib(pid), 1) for name, pid in pids.items()}
     logged = (folder / "worker.log").read_text(errors="replace").splitlines()
     result["worker_log"] = {"lines": len(logged), "warnings_or_errors": [line for line in logged
                             if any(word in line for word in ("WARNING", "ERROR", "Traceback"))][:20]}

@@ -18,7 +18,6 @@ import ctypes
 import gc
 import json
 import os
-import platform
 import socket
 import sqlite3
 import subprocess
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from machine import machine_facts, proc_cpu_s, proc_rss_mib  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio.client import (  # noqa: E402
     Client,
@@ -68,40 +68,6 @@ MIX_SUBSTANTIVE_SHARE = 0.1
 INTERVAL_S = 300  # 5-minute heartbeats: salts spread phases over 300 s
 P99_TARGET_S = 1.0
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-# ------------------------------------------------------------------------------------ process facts
-
-
-def proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def proc_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def machine_facts() -> dict[str, Any]:
-    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    import temporalio
-
-    temporal_bin = product_worker  # noqa: F841 - keep import used
-    from client.local_server import temporal_binary
-
-    try:
-        cli = subprocess.run([str(temporal_binary()), "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
-    except Exception as exc:  # noqa: BLE001
-        cli = f"unknown ({exc})"
-    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kib / 2**20, 1),
-            "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-            "temporalio": temporalio.__version__, "temporal_cli": cli,
-            "date": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def free_port() -> int:
