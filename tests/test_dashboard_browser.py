@@ -8,8 +8,10 @@ transition with a bad payload (refused on the page, nothing changed in Temporal)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +19,7 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import Page, async_playwright
 
 from api.app import build_context, create_app
 from api.backends import Backends
@@ -50,6 +52,17 @@ agents:
 """
 WEEKLY_ID = "heartbeat:demo:reports:analyst:weekly_review"
 MONTHLY_CEILING_USD = "0.02"
+
+
+@contextlib.asynccontextmanager
+async def chromium_page() -> AsyncIterator[Page]:
+    """A tab of Debian's headless Chromium, closed with its browser afterwards."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield await browser.new_page()
+        finally:
+            await browser.close()
 
 
 @pytest.fixture
@@ -86,9 +99,7 @@ async def test_sign_in_find_the_waiting_run_and_move_it_with_a_bad_then_a_good_p
         if (await show_run(client, run.id)).status == "waiting":
             break
         await asyncio.sleep(0.1)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = await browser.new_page()
+    async with chromium_page() as page:
         await page.goto(f"{url}/")
         assert await page.locator('input[name="token"]').count() == 1  # nothing readable without signing in
         await page.goto(f"{url}/login?token={TOKEN}")
@@ -119,7 +130,6 @@ async def test_sign_in_find_the_waiting_run_and_move_it_with_a_bad_then_a_good_p
         await page.locator("#approve-approver").fill("ada")
         await page.get_by_role("button", name="Fire approve").click()
         await page.get_by_role("heading", name="expense_approval · claim-7").wait_for()
-        await browser.close()
     for _ in range(100):
         view = await show_run(client, run.id)
         if view.status == "completed":
@@ -134,14 +144,11 @@ async def test_a_form_without_the_sessions_csrf_token_is_refused(served):
     client, store, url = served
     run = await start_run(client, store, tenant="demo", app="expenses", workflow="expense_approval", key="claim-8",
                           variables={"AMOUNT": 5, "NOTE": "coffee"})
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = await browser.new_page()
+    async with chromium_page() as page:
         await page.goto(f"{url}/login?token={TOKEN}")
         answer = await page.request.post(f"{url}/runs/{run.id}/transitions/approve",
                                          form={"csrf": "forged", "text:approver": "mallory"})
         assert answer.status == 403
-        await browser.close()
     assert (await show_run(client, run.id)).status in ("running", "waiting", "pending")
 
 
@@ -158,9 +165,7 @@ async def status_shown(page, url: str, wanted: str) -> str:
 
 async def test_pause_and_resume_a_heartbeat_from_its_tenants_page(served):
     client, store, url = served
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = await browser.new_page()
+    async with chromium_page() as page:
         await page.goto(f"{url}/login?token={TOKEN}")
         await page.get_by_role("link", name="Tenants").click()
         await page.get_by_role("link", name="demo", exact=True).click()
@@ -182,7 +187,6 @@ async def test_pause_and_resume_a_heartbeat_from_its_tenants_page(served):
         async with page.expect_navigation():
             await page.keyboard.press("Enter")
         assert await status_shown(page, url, "active") == "active"
-        await browser.close()
     assert (await heartbeat_status(client, WEEKLY_ID))[0].status == "active"
     audited = await store.audit.list(tenant="demo")
     assert [(entry.actor, entry.action) for entry in reversed(audited)][-2:] == [("dashboard", "pause"),
@@ -207,9 +211,7 @@ async def spend_until_held(store) -> None:
 
 async def test_a_budget_hold_appears_without_a_reload_and_is_approved_once_from_the_queue(served):
     client, store, url = served
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = await browser.new_page()
+    async with chromium_page() as page:
         await page.goto(f"{url}/login?token={TOKEN}")
         await page.get_by_role("heading", name="Needs attention").wait_for()
         await spend_until_held(store)
@@ -233,7 +235,6 @@ async def test_a_budget_hold_appears_without_a_reload_and_is_approved_once_from_
         assert await page.get_by_role("button", name=f"approve once queue item {item.id}").count() == 0
         await page.goto(f"{url}/tenants/demo/spend")
         assert "waived for this month" in await page.get_by_role("row", name="reports/analyst").inner_text()
-        await browser.close()
     resolved = await store.queue.get(item_id=item.id)
     assert (resolved.status, resolved.resolved_by) == ("approved", "dashboard")
     assert resolved.resolution["approve_once"] == datetime.now(UTC).astimezone(ZoneInfo("Europe/Berlin")).strftime("%Y-%m")
@@ -242,9 +243,7 @@ async def test_a_budget_hold_appears_without_a_reload_and_is_approved_once_from_
 
 async def test_a_heartbeats_receipts_timeline_in_the_tenants_zone_with_its_temporal_link(served):
     client, store, url = served
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = await browser.new_page()
+    async with chromium_page() as page:
         await page.goto(f"{url}/login?token={TOKEN}")
         await page.goto(f"{url}/tenants/demo/apps/reports")
         async with page.expect_navigation():
@@ -271,7 +270,6 @@ async def test_a_heartbeats_receipts_timeline_in_the_tenants_zone_with_its_tempo
         await page.get_by_label("Agent or slug starts with").fill("nothing")
         await page.get_by_role("button", name="Search").click()
         await page.get_by_text("No heartbeats or tasks match.").wait_for()
-        await browser.close()
     [receipt] = await store.receipts.list(tenant="demo", heartbeat_id=WEEKLY_ID, limit=5)
     assert receipt.trigger == "run_now"
 
@@ -285,9 +283,7 @@ async def test_shadow_report_shows_agreement_and_a_case_is_decided_with_one_clic
                                    call_key=f"tick-{case}/1/0", tool="email.send", arguments=proposal[0]["arguments"])
     await store.shadow.decide(tenant="demo", workflow_id=WEEKLY_ID, case_key="c1", actions=proposal, decided_by="ops")
     await store.shadow.decide(tenant="demo", workflow_id=WEEKLY_ID, case_key="c2", actions=[], decided_by="ops")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = await browser.new_page()
+    async with chromium_page() as page:
         await page.goto(f"{url}/login?token={TOKEN}")
         await page.goto(f"{url}/shadow/{WEEKLY_ID}")
         summary = page.locator("#shadow-summary")
@@ -301,7 +297,6 @@ async def test_shadow_report_shows_agreement_and_a_case_is_decided_with_one_clic
         await page.locator('input[name="token"]').wait_for()
         await page.goto(f"{url}/shadow/{WEEKLY_ID}")  # the session is over: nothing readable
         assert await page.locator('input[name="token"]').count() == 1 and await summary.count() == 0
-        await browser.close()
     assert await store.shadow.decision(tenant="demo", workflow_id=WEEKLY_ID, case_key="c3") == proposal
     audited = await store.audit.list(tenant="demo", action="shadow_decide")
     assert [(entry.actor, entry.detail["case"]) for entry in audited] == [("dashboard", "c3")]
